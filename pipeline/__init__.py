@@ -1,0 +1,2 @@
+"""The pipeline stage of ctrcvr."""
+import ctrcvr  # noqa: F401  (selects Keras 2 before TensorFlow loads)
