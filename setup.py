@@ -9,6 +9,7 @@ from setuptools import find_packages, setup
 REQUIRED = [
     "tensorflow==2.21.*",
     "tf_keras==2.21.*",
+    "tensorboard>=2.20,<2.22",
     "tensorflow-transform==1.21.*",
     "tfx-bsl==1.21.*",
     "apache-beam[gcp]==2.77.*",

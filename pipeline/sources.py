@@ -93,3 +93,23 @@ def _peek_header(path: str) -> list[str]:
     if not line:
         raise ValueError(f"{path}: empty file or no header line")
     return [c.strip() for c in line.split(",")]
+
+
+def resolve_inputs(data, raw_dir=None) -> list[tuple[str, "str | None"]]:
+    """The job's ``(path, split)`` inputs: simulator shards under ``raw_dir``, or the configured globs.
+
+    With ``split.by: files`` the train / eval globs decide the split; otherwise the split
+    column is computed per row and the file's own split is ``None``.
+    """
+    if data.source == "simulated":
+        if raw_dir is None:
+            raise ValueError("data.source is 'simulated': give the simulator's output directory (--input)")
+        return [(p, None) for p in expand_patterns([f"{raw_dir}/exposures/*.parquet"])]
+    if not data.train_files:
+        raise ValueError(f"data.train_files is empty: list the {data.source} files to read")
+    by_files = data.split.by == "files"
+    if by_files and not data.eval_files:
+        raise ValueError("data.split.by is 'files' but data.eval_files is empty")
+    inputs = [(p, "train" if by_files else None) for p in expand_patterns(data.train_files)]
+    inputs += [(p, "eval") for p in expand_patterns(data.eval_files)] if by_files else []
+    return inputs

@@ -1,0 +1,137 @@
+"""The ``ctrcvr`` command line: one entry point, one subcommand per stage.
+
+Examples:
+    ctrcvr run --config configs/default.yaml --output-dir runs/demo
+    ctrcvr simulate --config configs/default.yaml --output-dir data/sim
+    ctrcvr preprocess --config configs/default.yaml --input data/sim --output-dir data/xf
+    ctrcvr train --config configs/default.yaml --data-dir data/xf --model-dir models/esmm
+    ctrcvr evaluate --config configs/default.yaml --data-dir data/xf --model-dir models/esmm
+    ctrcvr export --config configs/default.yaml --data-dir data/xf --model-dir models/esmm --export-dir serving/esmm
+
+Any config key can be overridden: --set train.batch_size=2048 --set model.name=esmm
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+import ctrcvr  # noqa: F401  (selects Keras 2 before anything imports TensorFlow)
+from ctrcvr import workflow
+from ctrcvr.config import ConfigError, load_config
+
+DEFAULT_CONFIG = "configs/default.yaml"
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    _setup_logging(args.log_level)
+    try:
+        config = load_config(args.config, args.set)
+        return args.handler(args, config) or 0
+    except (ConfigError, FileExistsError, FileNotFoundError, KeyError, ValueError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"ctrcvr {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ctrcvr", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = {
+        "run": ("simulate (if the source is simulated), preprocess, train, evaluate and export, "
+                "all under --output-dir", _run, [_output_dir, _overwrite]),
+        "simulate": ("write simulated exposure and survey logs with ground truth", _simulate,
+                     [_output_dir, _overwrite]),
+        "preprocess": ("Beam + TFT: raw logs -> validated, transformed TFRecord shards + transform_fn",
+                       _preprocess, [_input, _output_dir, _overwrite]),
+        "train": ("train the configured estimator on preprocessed shards", _train,
+                  [_data_dir, _model_dir, _overwrite]),
+        "evaluate": ("evaluate a trained model on the eval split; writes metrics.json", _evaluate,
+                     [_data_dir, _model_dir]),
+        "export": ("export a TF Serving SavedModel (raw tf.Examples in) as a new version", _export,
+                   [_data_dir, _model_dir, _export_dir]),
+    }
+    for name, (help_text, handler, extras) in commands.items():
+        cmd = sub.add_parser(name, help=help_text, description=help_text)
+        cmd.add_argument("--config", default=DEFAULT_CONFIG, help=f"YAML config (default: {DEFAULT_CONFIG})")
+        cmd.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                         help="override a config key, e.g. --set train.epochs=5 (repeatable)")
+        cmd.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+        for add in extras:
+            add(cmd)
+        cmd.set_defaults(handler=handler)
+    return parser
+
+
+def _output_dir(cmd):
+    cmd.add_argument("--output-dir", required=True, help="where to write (must be empty or new)")
+
+
+def _overwrite(cmd):
+    cmd.add_argument("--overwrite", action="store_true", help="empty a non-empty output directory first")
+
+
+def _input(cmd):
+    cmd.add_argument("--input", help="the simulator's output directory (when data.source is simulated)")
+
+
+def _data_dir(cmd):
+    cmd.add_argument("--data-dir", required=True, help="the preprocess output directory")
+
+
+def _model_dir(cmd):
+    cmd.add_argument("--model-dir", required=True, help="training output directory (weights, logs)")
+
+
+def _export_dir(cmd):
+    cmd.add_argument("--export-dir", required=True, help="model base directory; a new version is added")
+
+
+def _run(args, config):
+    result = workflow.run(config, args.output_dir, overwrite=args.overwrite)
+    _print_metrics(result["metrics"])
+    print("\nOutputs:")
+    for name, path in result["outputs"].items():
+        print(f"  {name:8s} {path}")
+
+
+def _simulate(args, config):
+    print(json.dumps(workflow.simulate(config, args.output_dir, overwrite=args.overwrite), indent=2))
+
+
+def _preprocess(args, config):
+    report = workflow.preprocess(config, args.output_dir, raw_dir=args.input, overwrite=args.overwrite)
+    print(json.dumps(report, indent=2))
+
+
+def _train(args, config):
+    workflow.train(config, args.data_dir, args.model_dir, overwrite=args.overwrite)
+    print(f"weights saved under {args.model_dir}")
+
+
+def _evaluate(args, config):
+    _print_metrics({config.model.name: workflow.evaluate(config, args.data_dir, args.model_dir)})
+
+
+def _export(args, config):
+    print(workflow.export(config, args.data_dir, args.model_dir, args.export_dir))
+
+
+def _print_metrics(results):
+    from trainer.evaluate import format_table
+    print()
+    print(format_table(results))
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("apache_beam", "tensorflow", "absl", "tensorflow_transform", "tfx_bsl", "h5py"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, getattr(logging, level)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Config loading: validation errors name the key and the file; overrides; presets; round-trip."""
+import pytest
+import yaml
+
+from ctrcvr.config import ConfigError, config_from_dict, dump_config, load_config
+
+
+def _write(tmp_path, name, data):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_default_config_loads_and_declares_features(tmp_path):
+    from tests.conftest import DEFAULT_CONFIG
+    config = load_config(DEFAULT_CONFIG)
+    assert config.model.name == "esmm"
+    assert {"user_id", "item_id", "item_price"} <= {f.name for f in config.features}
+    assert config.labels.click == "click"
+
+
+def test_unknown_key_names_key_file_and_closest_match(tmp_path):
+    path = _write(tmp_path, "typo.yaml", {"train": {"batch_sise": 64}})
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert "train.batch_sise" in message and str(path) in message and "'batch_size'" in message
+
+
+def test_wrong_type_names_the_key(tmp_path):
+    path = _write(tmp_path, "bad.yaml", {"train": {"epochs": "many"}})
+    with pytest.raises(ConfigError, match=r"train\.epochs"):
+        load_config(path)
+
+
+def test_transform_must_fit_the_feature_kind():
+    with pytest.raises(ConfigError, match="features.0"):
+        config_from_dict({"features": [{"name": "price", "kind": "numeric", "transform": "vocabulary"}]})
+
+
+def test_label_cannot_be_a_feature():
+    with pytest.raises(ConfigError, match="click"):
+        config_from_dict({"features": [{"name": "click", "kind": "categorical"}]})
+
+
+def test_overrides_apply_typed_values_and_reject_malformed(tmp_path):
+    path = _write(tmp_path, "c.yaml", {"features": [{"name": "a", "kind": "categorical"}]})
+    config = load_config(path, ["train.batch_size=2048", "model.tower.units=[8, 4]", "features.0.top_k=10"])
+    assert config.train.batch_size == 2048
+    assert config.model.tower.units == [8, 4]
+    assert config.features[0].top_k == 10
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        load_config(path, ["train.batch_size"])
+    with pytest.raises(ConfigError, match="unknown key 'train.bach_size'"):
+        load_config(path, ["train.bach_size=3"])
+
+
+def test_extends_merges_parent_and_child(tmp_path):
+    _write(tmp_path, "base.yaml", {"seed": 7, "train": {"epochs": 5, "batch_size": 32}})
+    child = _write(tmp_path, "child.yaml", {"extends": "base.yaml", "train": {"epochs": 1}})
+    config = load_config(child)
+    assert (config.seed, config.train.epochs, config.train.batch_size) == (7, 1, 32)
+
+
+def test_resolved_config_round_trips(tmp_path):
+    from tests.conftest import DEFAULT_CONFIG
+    config = load_config(DEFAULT_CONFIG, ["train.epochs=9"])
+    written = dump_config(config, tmp_path / "resolved.yaml")
+    assert load_config(written) == config

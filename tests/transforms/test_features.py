@@ -1,0 +1,66 @@
+"""preprocessing_fn on four in-memory rows, against exact expected outputs."""
+import functools
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+import tensorflow_transform.beam as tft_beam
+
+from ctrcvr.config import config_from_dict
+from transforms.features import Schema, preprocessing_fn, transformed_name
+
+CONFIG = config_from_dict({
+    "features": [
+        {"name": "user", "kind": "categorical"},
+        {"name": "city", "kind": "categorical", "frequency_threshold": 2},
+        {"name": "price", "kind": "numeric", "transform": "log1p"},
+        {"name": "age", "kind": "numeric", "transform": "zscore"},
+    ],
+    "labels": {"ground_truth": ["gt_cvr"], "keys": ["user"]},
+})
+ROWS = [
+    {"user": b"a", "city": b"x", "price": 0.0, "age": 10.0, "click": 1, "conversion": 1, "gt_cvr": 0.5},
+    {"user": b"a", "city": b"x", "price": math.e - 1, "age": 20.0, "click": 0, "conversion": 0, "gt_cvr": 0.1},
+    {"user": b"b", "city": b"y", "price": 0.0, "age": 30.0, "click": 1, "conversion": 0, "gt_cvr": 0.2},
+    {"user": b"a", "city": b"x", "price": math.e - 1, "age": 40.0, "click": 0, "conversion": 0, "gt_cvr": 0.3},
+]
+
+
+@pytest.fixture(scope="module")
+def transformed(tmp_path_factory):
+    schema = Schema.from_config(CONFIG)
+    metadata = tft.DatasetMetadata.from_feature_spec(schema.raw_feature_spec())
+    with tft_beam.Context(temp_dir=str(tmp_path_factory.mktemp("tft"))):
+        (rows, _), _ = ((ROWS, metadata)
+                        | tft_beam.AnalyzeAndTransformDataset(functools.partial(preprocessing_fn, schema=schema)))
+    return sorted(rows, key=lambda r: r["age_xf"])
+
+
+def test_vocabulary_orders_by_frequency_and_thresholds_to_oov(transformed):
+    assert [r[transformed_name("user")] for r in transformed] == [0, 0, 1, 0]   # a (3x) -> 0, b -> 1
+    # y appears once < frequency_threshold 2: it is not in the vocabulary and goes to the OOV bucket (1).
+    assert [r[transformed_name("city")] for r in transformed] == [0, 0, 1, 0]
+
+
+def test_numeric_transforms(transformed):
+    ages = np.array([r["age_xf"] for r in transformed])
+    np.testing.assert_allclose(ages, (np.array([10, 20, 30, 40]) - 25) / np.std([10, 20, 30, 40]), rtol=1e-5)
+    logs = np.array([0.0, 1.0, 0.0, 1.0])            # log1p(0) = 0, log1p(e - 1) = 1
+    expected = (logs - logs.mean()) / logs.std()
+    np.testing.assert_allclose([r["price_xf"] for r in transformed], expected, rtol=1e-5)
+
+
+def test_labels_ground_truth_and_keys_pass_through_untouched(transformed):
+    assert [r["click"] for r in transformed] == [1, 0, 1, 0]
+    assert [r["conversion"] for r in transformed] == [1, 0, 0, 0]
+    np.testing.assert_allclose([r["gt_cvr"] for r in transformed], [0.5, 0.1, 0.2, 0.3], rtol=1e-6)
+    assert [r["user"] for r in transformed] == [b"a", b"a", b"b", b"a"]
+    assert not {"click_xf", "conversion_xf", "gt_cvr_xf"} & set(transformed[0])
+
+
+def test_serving_spec_has_features_only_with_defaults():
+    spec = Schema.from_config(CONFIG).serving_feature_spec()
+    assert set(spec) == {"user", "city", "price", "age"}
+    assert spec["user"].dtype == tf.string and spec["price"].default_value == 0.0

@@ -1,0 +1,52 @@
+"""Shared model machinery: per-field embeddings built from the transform output, and towers."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import ctrcvr  # noqa: F401
+import tensorflow as tf
+import tf_keras
+
+from ctrcvr.config import FeatureConfig, TowerConfig
+from transforms.features import transformed_name
+
+
+class FeatureEmbedding(tf_keras.layers.Layer):
+    """Transformed features -> one vector: a table per categorical field, numerics appended.
+
+    ``cardinalities`` come from the transform output (vocabulary sizes + OOV buckets), never
+    from the config, so the model always matches the data it was preprocessed with.
+    """
+
+    def __init__(self, features: Sequence[FeatureConfig], cardinalities: dict[str, int],
+                 embedding_dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self._embedded = [f for f in features if f.is_embedded]
+        self._dense = [f for f in features if not f.is_embedded]
+        self._cardinalities = dict(cardinalities)
+        self._embedding_dim = embedding_dim
+        self.tables = {
+            f.name: tf_keras.layers.Embedding(cardinalities[f.name], f.embedding_dim or embedding_dim,
+                                              name=f"embedding_{f.name}")
+            for f in self._embedded}
+
+    def call(self, features):
+        parts = [self.tables[f.name](tf.reshape(features[transformed_name(f.name)], [-1]))
+                 for f in self._embedded]
+        parts += [tf.reshape(tf.cast(features[transformed_name(f.name)], tf.float32), [-1, 1])
+                  for f in self._dense]
+        return tf.concat(parts, axis=-1)
+
+
+def make_tower(config: TowerConfig, name: str) -> tf_keras.Sequential:
+    """An MLP ending in one logit: Dense -> [BatchNorm] -> activation -> [Dropout], repeated."""
+    layers: list[tf_keras.layers.Layer] = []
+    for i, units in enumerate(config.units):
+        layers.append(tf_keras.layers.Dense(units, use_bias=not config.batch_norm, name=f"{name}_dense{i}"))
+        if config.batch_norm:
+            layers.append(tf_keras.layers.BatchNormalization(name=f"{name}_bn{i}"))
+        layers.append(tf_keras.layers.Activation(config.activation, name=f"{name}_act{i}"))
+        if config.dropout:
+            layers.append(tf_keras.layers.Dropout(config.dropout, name=f"{name}_dropout{i}"))
+    layers.append(tf_keras.layers.Dense(1, name=f"{name}_logit"))
+    return tf_keras.Sequential(layers, name=f"{name}_tower")

@@ -1,0 +1,50 @@
+"""Ranking and calibration metrics on numpy arrays (exact, tie-aware)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def auc(labels, scores) -> float:
+    """ROC AUC via average ranks (Mann-Whitney U); NaN if only one class is present."""
+    y = np.asarray(labels, dtype=np.float64) > 0.5
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = pd.Series(np.asarray(scores, dtype=np.float64)).rank(method="average").to_numpy()
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def gauc(groups, labels, scores) -> float:
+    """Group AUC (seed 003 eq. 12): AUC per group weighted by the group's exposures.
+
+    Groups whose labels are all equal have no AUC and are left out, as is standard.
+    """
+    frame = pd.DataFrame({"g": np.asarray(groups), "y": np.asarray(labels), "s": np.asarray(scores)})
+    total, weight = 0.0, 0
+    for _, part in frame.groupby("g", sort=False):
+        value = auc(part["y"].to_numpy(), part["s"].to_numpy())
+        if not np.isnan(value):
+            total += value * len(part)
+            weight += len(part)
+    return total / weight if weight else float("nan")
+
+
+def log_loss(labels, probs, eps: float = 1e-7) -> float:
+    y = np.asarray(labels, dtype=np.float64)
+    p = np.clip(np.asarray(probs, dtype=np.float64), eps, 1 - eps)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))) if len(y) else float("nan")
+
+
+def expected_calibration_error(targets, probs, bins: int = 10) -> float:
+    """Mean |mean target − mean prediction| over equal-count bins of the prediction, weighted by size.
+
+    ``targets`` may be 0/1 outcomes or true probabilities (the simulator's ground truth).
+    """
+    p = np.asarray(probs, dtype=np.float64)
+    t = np.asarray(targets, dtype=np.float64)
+    if len(p) == 0:
+        return float("nan")
+    order = np.argsort(p, kind="stable")
+    return float(sum(abs(t[idx].mean() - p[idx].mean()) * len(idx)
+                     for idx in np.array_split(order, min(bins, len(p)))) / len(p))

@@ -1,0 +1,108 @@
+"""Training: transform output + TFRecord shards + config -> a fitted MultiTaskModel."""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+
+import ctrcvr  # noqa: F401
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+import tf_keras
+
+from ctrcvr.config import Config
+from transforms.features import cardinality
+from trainer.estimators import get_estimator
+from trainer.input import make_dataset, split_files
+from trainer.layers import FeatureEmbedding
+from trainer.model import MultiTaskModel
+
+log = logging.getLogger(__name__)
+WEIGHTS = "weights/final"
+
+
+def build_model(config: Config, tft_output: tft.TFTransformOutput) -> MultiTaskModel:
+    """The configured estimator on embeddings sized from the transform output."""
+    sizes = {f.name: cardinality(f, tft_output) for f in config.features if f.is_embedded}
+    embedding = FeatureEmbedding(config.features, sizes, config.model.embedding_dim, name="embedding")
+    estimator = get_estimator(config.model.name)(config.model)
+    return MultiTaskModel(embedding, estimator, config, name=config.model.name)
+
+
+def train(config: Config, data_dir, model_dir) -> MultiTaskModel:
+    """Fits the model on ``data_dir/train``, validating on ``data_dir/eval``; saves weights."""
+    tf_keras.utils.set_random_seed(config.seed)
+    model_dir = Path(model_dir)
+    tft_output = tft.TFTransformOutput(str(data_dir))
+    spec = tft_output.transformed_feature_spec()
+    cfg = config.train
+    train_ds = make_dataset(split_files(data_dir, "train"), spec, cfg.batch_size, cfg.shuffle_buffer,
+                            seed=config.seed, repeat=cfg.steps_per_epoch is not None)
+    eval_ds = make_dataset(split_files(data_dir, "eval"), spec, config.eval.batch_size)
+    model = build_model(config, tft_output)
+    model(next(iter(eval_ds)))  # build the variables before fit (BackupAndRestore needs them)
+    model.compile(optimizer=tf_keras.optimizers.legacy.Adam(cfg.learning_rate))
+    log.info("training %s: %d epoch(s), batch %d, lr %g", config.model.name, cfg.epochs, cfg.batch_size,
+             cfg.learning_rate)
+    model.fit(train_ds, validation_data=eval_ds, epochs=cfg.epochs, steps_per_epoch=cfg.steps_per_epoch,
+              callbacks=_callbacks(config, model_dir), verbose=0)
+    model.save_weights(str(model_dir / WEIGHTS))
+    return model
+
+
+def load_trained_model(config: Config, data_dir, model_dir) -> MultiTaskModel:
+    """Rebuilds the model and restores the weights ``train`` saved."""
+    tft_output = tft.TFTransformOutput(str(data_dir))
+    model = build_model(config, tft_output)
+    batch = next(iter(make_dataset(split_files(data_dir, "eval"), tft_output.transformed_feature_spec(), 2)))
+    model(batch)
+    model.load_weights(str(Path(model_dir) / WEIGHTS)).expect_partial()
+    return model
+
+
+def _callbacks(config: Config, model_dir: Path) -> list[tf_keras.callbacks.Callback]:
+    return [
+        StopOnNonFiniteLoss(),
+        ProgressLogger(config.train.batch_size, every_seconds=15.0),
+        tf_keras.callbacks.BackupAndRestore(str(model_dir / "backup")),
+        tf_keras.callbacks.TensorBoard(str(model_dir / "tensorboard"), update_freq="epoch"),
+    ]
+
+
+class StopOnNonFiniteLoss(tf_keras.callbacks.Callback):
+    """Stops training with a clear error the moment the loss is NaN or infinite."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise FloatingPointError(f"training loss became {float(loss)} at step {batch}; lower "
+                                     "train.learning_rate, or check the inputs for extreme values")
+
+
+class ProgressLogger(tf_keras.callbacks.Callback):
+    """Logs step, loss terms and examples/s every few seconds, and a line per epoch."""
+
+    def __init__(self, batch_size: int, every_seconds: float):
+        super().__init__()
+        self._batch_size, self._every = batch_size, every_seconds
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch, self._start, self._last, self._steps = epoch, time.time(), time.time(), 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._steps = batch + 1
+        if time.time() - self._last >= self._every:
+            self._last = time.time()
+            log.info("epoch %d step %d: %s, %.0f examples/s", self._epoch + 1, self._steps, _fmt(logs),
+                     self._steps * self._batch_size / (self._last - self._start))
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.time() - self._start
+        log.info("epoch %d done in %.1fs (%.0f examples/s): %s", epoch + 1, seconds,
+                 self._steps * self._batch_size / max(seconds, 1e-9), _fmt(logs))
+
+
+def _fmt(logs) -> str:
+    return " ".join(f"{k}={float(np.asarray(v)):.4f}" for k, v in sorted((logs or {}).items()))
