@@ -20,6 +20,7 @@ REQUIRED = [
     "pydantic>=2.6,<3",
     "PyYAML>=6",
     "matplotlib>=3.8",
+    "aiohttp>=3.9",
 ]
 
 setup(

@@ -28,7 +28,7 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     _setup_logging(args.log_level)
     try:
-        config = load_config(args.config, args.set)
+        config = load_config(args.config, args.set) if args.needs_config else None
         return args.handler(args, config) or 0
     except (ConfigError, FileExistsError, FileNotFoundError, KeyError, ValueError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
@@ -52,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
         "evaluate": ("evaluate a trained model on the eval split; writes metrics.json", _evaluate,
                      [_data_dir, _model_dir]),
         "export": ("export a TF Serving SavedModel (raw tf.Examples in) as a new version", _export,
-                   [_data_dir, _model_dir, _export_dir]),
+                   [_data_dir, _model_dir, _export_dir, _input]),
     }
     for name, (help_text, handler, extras) in commands.items():
         cmd = sub.add_parser(name, help=help_text, description=help_text)
@@ -62,8 +62,49 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
         for add in extras:
             add(cmd)
-        cmd.set_defaults(handler=handler)
+        cmd.set_defaults(handler=handler, needs_config=True)
+    _add_serving_commands(sub)
     return parser
+
+
+def _add_serving_commands(sub):
+    check = sub.add_parser(
+        "serve-check", help="load an export the way TF Serving does, replay its warmup requests, check outputs",
+        description="Loads the SavedModel with the session loader TF Serving and saved_model_cli use, "
+                    "replays assets.extra/tf_serving_warmup_requests through the signature, and checks "
+                    "output names, shapes and ranges.")
+    check.add_argument("model_dir", help="a model base (newest version is checked) or a version directory")
+    check.add_argument("--signature", default="serving_default")
+    serve = sub.add_parser(
+        "serve", help="DEVELOPMENT server speaking TF Serving's REST API (production: use TF Serving)",
+        description="A local development server on loopback that speaks TF Serving's REST predict contract "
+                    "(/v1/models/<name>[/versions/<v>]:predict, status and metadata) so clients can be "
+                    "built and tested without docker. It is not a production server: serve production "
+                    "traffic with tensorflow/serving (see README).")
+    serve.add_argument("--model-dir", action="append", required=True,
+                       help="model base directory <root>/<name> (repeatable); its name is the URL name")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8501)
+    for cmd, handler in ((check, _serve_check), (serve, _serve)):
+        cmd.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+        cmd.set_defaults(handler=handler, needs_config=False)
+
+
+def _serve_check(args, _config):
+    from ctrcvr.serving import serve_check
+    try:
+        summary = serve_check(args.model_dir, args.signature)
+    except AssertionError as err:
+        print(f"serve-check FAILED: {err}", file=sys.stderr)
+        return 1
+    print(json.dumps(summary, indent=2))
+    print(f"serve-check ok: {summary['warmup_requests']} warmup request(s), {summary['examples']} example(s), "
+          f"outputs {', '.join(summary['outputs'])}")
+
+
+def _serve(args, _config):
+    from ctrcvr.rest import serve
+    serve(args.model_dir, args.host, args.port)
 
 
 def _output_dir(cmd):
@@ -87,7 +128,8 @@ def _model_dir(cmd):
 
 
 def _export_dir(cmd):
-    cmd.add_argument("--export-dir", required=True, help="model base directory; a new version is added")
+    cmd.add_argument("--export-dir", required=True,
+                     help="serving root; the model goes to <export-dir>/<model.name>/<new version>/")
 
 
 def _run(args, config):
@@ -117,7 +159,7 @@ def _evaluate(args, config):
 
 
 def _export(args, config):
-    print(workflow.export(config, args.data_dir, args.model_dir, args.export_dir))
+    print(workflow.export(config, args.data_dir, args.model_dir, args.export_dir, raw_dir=args.input))
 
 
 def _print_metrics(results):

@@ -45,15 +45,33 @@ def evaluate(config: Config, data_dir, model_dir, model=None, out_dir=None) -> d
     return run_eval(model, config, data_dir, out_dir or model_dir)
 
 
-def export(config: Config, data_dir, model_dir, export_base, model=None) -> Path:
+def export(config: Config, data_dir, model_dir, export_root, model=None, raw_dir=None) -> Path:
+    """A new TF Serving version of the model under ``export_root/<model name>/``, with warmup
+    requests built from real raw rows and an updated ``models.config``."""
     import tensorflow_transform as tft
     from trainer.export import export_serving_model
     from trainer.train import load_trained_model
     from transforms.features import Schema
     model = model or load_trained_model(config, data_dir, model_dir)
-    path = export_serving_model(model, tft.TFTransformOutput(str(data_dir)), Schema.from_config(config), export_base)
+    path = export_serving_model(model, tft.TFTransformOutput(str(data_dir)), Schema.from_config(config),
+                                export_root, config.model.name,
+                                warmup_rows=sample_raw_rows(config, raw_dir, config.export.warmup_examples))
     dump_config(config, path.parent / RESOLVED_CONFIG)
     return path
+
+
+def sample_raw_rows(config: Config, raw_dir=None, n: int = 8):
+    """The first ``n`` rows of the configured raw input (None if there is none to read)."""
+    from pipeline.sources import read_chunks, resolve_inputs
+    if n <= 0:
+        return None
+    try:
+        path, _ = resolve_inputs(config.data, raw_dir)[0]
+    except (ValueError, FileNotFoundError, IndexError):
+        log.warning("no raw input to build warmup requests from; exporting without them")
+        return None
+    frame, _, _ = next(iter(read_chunks(path, n)))
+    return frame.head(n)
 
 
 def run(config: Config, out_dir, overwrite: bool = False) -> dict:
@@ -75,7 +93,7 @@ def run(config: Config, out_dir, overwrite: bool = False) -> dict:
     log.info("[4/5] evaluating on the eval split")
     metrics = evaluate(config, data, model_dir, model=model, out_dir=out)
     log.info("[5/5] exporting the serving model")
-    export_dir = export(config, data, model_dir, out / "export", model=model)
+    export_dir = export(config, data, model_dir, out / "serving", model=model, raw_dir=raw)
     where = {"metrics": str(out / "metrics.json"), "export": str(export_dir), "data": str(data),
              "model": str(model_dir), "config": str(out / RESOLVED_CONFIG)}
     (out / "outputs.json").write_text(json.dumps(where, indent=2))

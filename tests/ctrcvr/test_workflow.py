@@ -37,9 +37,10 @@ def test_run_writes_every_output_and_counts_reconcile(tiny_run):
     for key in ("ctr_auc", "cvr_auc_clicked", "ctcvr_auc", "ctr_gauc", "cvr_auc_entire_space", "cvr_bias"):
         assert key in metrics and np.isfinite(metrics[key]), key
     assert metrics["ctr_auc"] > 0.55, "one epoch on the simulator must beat random CTR ranking"
-    export = out / "export"
-    versions = [p for p in export.iterdir() if p.name.isdigit()]
+    versions = [p for p in (out / "serving" / "esmm").iterdir() if p.name.isdigit()]
     assert len(versions) == 1 and (versions[0] / "saved_model.pb").is_file()
+    assert (versions[0] / "assets.extra" / "tf_serving_warmup_requests").is_file()
+    assert 'name: "esmm"' in (out / "serving" / "models.config").read_text()
     assert (out / "config.resolved.yaml").is_file()
 
 
@@ -71,7 +72,7 @@ def test_export_in_fresh_process_matches_training_process_and_handles_unseen_ids
     with tf.io.TFRecordWriter(str(path)) as writer:
         for e in examples:
             writer.write(e)
-    version = next(p for p in (out / "export").iterdir() if p.name.isdigit())
+    version = next(p for p in (out / "serving" / "esmm").iterdir() if p.name.isdigit())
     proc = subprocess.run([sys.executable, "-c", SERVE_IN_FRESH_PROCESS, str(version), str(path)],
                           capture_output=True, text=True, timeout=300,
                           env={"TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3", "PATH": ""})
