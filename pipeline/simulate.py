@@ -1,48 +1,36 @@
 """Causal simulator of exposure -> click -> conversion logs, plus satisfaction surveys.
 
-The world
-    Users carry attributes (``user_age`` 0..6, ``user_gender`` 0..2, ``user_city`` 0..19), an
-    activity weight (lognormal) and latent factors; items carry ``item_category`` 0..29,
-    ``item_brand`` 0..99, a lognormal ``item_price`` whose level depends on the category, a
-    Zipf-like popularity and latent factors. Each exposure draws a user by activity, an item by
-    popularity and a context: ``day`` (exposures are in day order), ``hour`` (daily cycle),
-    ``device`` ("ios"/"android"/"pc") and ``position`` 1..20 (top slots more frequent).
+World: users have ``user_age`` 0..6, ``user_gender`` 0..2, ``user_city`` 0..19, a lognormal activity
+weight and latent factors; items have ``item_category`` 0..29, ``item_brand`` 0..99, a lognormal
+``item_price`` with a category-dependent level, a Zipf-like popularity and latent factors. An exposure
+draws a user by activity, an item by popularity, and a context: ``day`` (ids are in day order),
+``hour`` (daily cycle), ``device`` ("ios"/"android"/"pc"), ``position`` 1..20 (top slots more frequent).
 
-Structural equations (sigma = logistic function, d = latent_dim, x.y = dot product / sqrt(d))
-    Z   = 0.85 (alpha_u + beta_i + z_u . z_i) / sqrt(3)   confounder (sd 0.85), a function of (user, item)
-    H   ~ N(0, 1) per exposure                         hidden confounder, revealed by no column
-    click logit = a_ctr + c_u + c_i + 0.8 p_u.q_i + position/device/hour effects
-                  + selection_bias * Z + hidden_confounding * H
-    conversion logit = a_cvr + v_u + v_i + 0.8 r_u.s_i + age/category/price effects
-                  + selection_bias * Z + hidden_confounding * H
-    gt_ctr = sigma(click logit), gt_cvr = sigma(conversion logit) = P(conversion | do(click))
-    click ~ Bernoulli(gt_ctr), gt_conversion ~ Bernoulli(gt_cvr), conversion = click * gt_conversion
+Structural equations (sigma = logistic, a.b = factor dot product / sqrt(latent_dim), sb = ``selection_bias``,
+hc = ``hidden_confounding``):
+    Z = 0.85 (alpha_u + beta_i + z_u.z_i) / sqrt(3)   confounder, a function of (user, item) only
+    H ~ N(0, 1) per exposure                          hidden confounder, in no column
+    click logit      = a_ctr + c_u + c_i + 0.8 p_u.q_i + position/device/hour effects + sb Z + hc H
+    conversion logit = a_cvr + v_u + v_i + 0.8 r_u.s_i + age/category/price effects   + sb Z + hc H
+    gt_ctr = sigma(click logit); gt_cvr = sigma(conversion logit) = P(conversion | do(click))
+    click ~ Bernoulli(gt_ctr); gt_conversion ~ Bernoulli(gt_cvr); conversion = click * gt_conversion
+Click and conversion drivers are drawn independently (their chance correlation in the finite world
+is removed, see ``_decorrelate``), so Z and H are their only common causes. With sb = hc = 0, mean
+gt_cvr among clicks / mean gt_cvr overall is 1 up to noise (sd across seeds ~0.015 for 300 users x
+200 items, ~0.007 for the default world, ~0.05 with latent_dim=1); with sb = 1 and the default rates
+it is ~1.8 (1.6-2.0 across seeds), with sb = 0.5 ~1.15.
+a_ctr and a_cvr are set by bisection on a deterministic pilot sample so that mean gt_ctr = ``ctr``
+and E[gt_ctr gt_cvr] / E[gt_ctr] (the conversion rate among clicks) = ``cvr``.
 
-    Click drivers and conversion drivers are drawn independently (and their chance correlation in
-    the finite world is removed: factors centred, click offsets residualised on conversion offsets,
-    both under the exposure weights), so Z and H are their only common causes. With
-    selection_bias = hidden_confounding = 0 the clicked exposures are a random sample as far as
-    conversion is concerned: mean gt_cvr among clicks / mean gt_cvr over all exposures is 1 up to
-    noise (sd about 0.015 across seeds for a 300-user, 200-item world); with selection_bias = 1 and
-    the default rates it is about 1.8 (1.6-2.0 across seeds), with 0.5 about 1.15. The intercepts
-    are calibrated by bisection on a deterministic pilot sample so that the mean gt_ctr is
-    ``ctr`` and E[gt_ctr * gt_cvr] / E[gt_ctr] (conversion rate among clicks) is ``cvr``.
+Surveys (response bias, seed 000): a ``survey_share`` of clicked exposures gets a survey impression.
+gt_satisfaction = 1 + 4 sigma(t_u + t_i + 0.6 m_u.n_i + 0.5 r_u.s_i + noise) in (1, 5) (shares the
+conversion factors); gt_response_prob = sigma(b + response_satisfaction_slope (gt_satisfaction - 3)
++ device effect + noise), b calibrated so its mean over impressions is ``response_rate``; responded ~
+Bernoulli; rating = round(clip(gt_satisfaction + noise, 1, 5)) for responders, null otherwise.
 
-Surveys (response bias, seed 000)
-    A ``survey_share`` of the clicked exposures gets a survey impression. True satisfaction
-    gt_satisfaction = 1 + 4 sigma(t_u + t_i + 0.6 m_u.n_i + 0.5 r_u.s_i + noise) lies in (1, 5)
-    and shares the conversion factors r, s. The response probability is
-    gt_response_prob = sigma(b + response_satisfaction_slope * (gt_satisfaction - 3) + device
-    effect + noise), with b calibrated so its mean over survey impressions is ``response_rate``;
-    responded ~ Bernoulli, and rating = round(clip(gt_satisfaction + noise, 1, 5)) for responders
-    (null otherwise). With a positive slope responders are more satisfied than the population.
-
-Output
-    ``out_dir/exposures/part-NNNNN.{csv,parquet}`` and ``out_dir/surveys/part-NNNNN.{csv,parquet}``,
-    one shard per chunk of ``chunk_rows`` exposures, and ``out_dir/simulation.json`` (the summary
-    :func:`simulate` returns). The world uses the RNG stream (seed, 0), the pilot (seed, 2) and
-    chunk k its own stream (seed, 1, k), so the files are a deterministic function of the seed
-    and the config.
+Output: ``out_dir/{exposures,surveys}/part-NNNNN.{csv,parquet}``, one shard per chunk of ``chunk_rows``
+exposures, and ``out_dir/simulation.json`` (the summary). RNG streams: world (seed, 0), pilot (seed, 2),
+chunk k (seed, 1, k), so the files are a deterministic function of seed and config.
 """
 from __future__ import annotations
 
@@ -76,12 +64,11 @@ _POSITION_P = np.arange(1, 21) ** -0.5 / np.sum(np.arange(1, 21) ** -0.5)
 _PILOT_ROWS = 200_000
 _Z_SD = 0.85  # standard deviation of the confounder Z: selection_bias=1 gives a ratio of about 1.8
 _MECHANISMS = ("click", "conv", "z", "sat")
+_FACTOR_WEIGHT = 0.8  # of the factor product in the click and the conversion logit
 
 
 def simulate(config: SimulateConfig, out_dir: Union[str, Path], seed: int, overwrite: bool = False) -> dict:
     """Simulates ``config.n_exposures`` exposures (and their surveys) into ``out_dir``; returns the summary."""
-    if seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed}")
     out = Path(out_dir)
     _prepare_out_dir(out, overwrite)
     started, n = time.perf_counter(), config.n_exposures
@@ -92,7 +79,7 @@ def simulate(config: SimulateConfig, out_dir: Union[str, Path], seed: int, overw
     files = {name: {fmt: [] for fmt in config.formats} for name in ("exposures", "surveys")}
     for k, start in enumerate(range(0, n, config.chunk_rows)):
         stop = min(start + config.chunk_rows, n)
-        rng = np.random.default_rng([seed, 1, k])
+        rng = np.random.default_rng([seed, 1, k])  # chunk k's own stream
         frames = _simulate_chunk(users, items, config, intercepts, rng, start, stop, sums.get("surveys", 0))
         for key, value in _chunk_sums(*frames).items():
             sums[key] = sums.get(key, 0) + value
@@ -118,13 +105,12 @@ def _prepare_out_dir(out: Path, overwrite: bool) -> None:
         for name in ("exposures", "surveys"):  # only what this module writes
             shutil.rmtree(out / name, ignore_errors=True)
         (out / "simulation.json").unlink(missing_ok=True)
-    (out / "exposures").mkdir(parents=True, exist_ok=True)
-    (out / "surveys").mkdir(parents=True, exist_ok=True)
+    for name in ("exposures", "surveys"):
+        (out / name).mkdir(parents=True, exist_ok=True)
 
 
 def _zipf(n: int, exponent: float) -> np.ndarray:
-    weights = np.arange(1, n + 1) ** -exponent
-    return weights / weights.sum()
+    return np.arange(1, n + 1) ** -exponent / np.sum(np.arange(1, n + 1) ** -exponent)
 
 
 def _make_world(c: SimulateConfig, rng: np.random.Generator) -> tuple[dict, dict]:
@@ -147,21 +133,41 @@ def _make_world(c: SimulateConfig, rng: np.random.Generator) -> tuple[dict, dict
     users["conv"] += rng.normal(0.0, 0.25, 7)[users["age"]]
     items["conv"] += (rng.normal(0.0, 0.3, 30)[items["category"]] - 0.3 * (log_price - level) / 0.4
                       - 0.2 * (level - np.log(40.0)) / 0.8)
-    return _decorrelate(users), _decorrelate(items)
+    return _decorrelate(users, items, rng)
 
 
-def _decorrelate(table: dict) -> dict:
+def _decorrelate(users: dict, items: dict, rng: np.random.Generator) -> tuple[dict, dict]:
     """Removes the chance correlation of click and conversion drivers in this finite world.
 
-    Factors are centred under the exposure weights (so no user or item gets a systematic
-    interaction effect) and the click offsets are residualised on the conversion offsets, weighted likewise.
+    Under the exposure weights: factors are centred, conversion factors made orthogonal to click
+    factors, and per user (per item) the click offset is shifted by -beta * (its log mean conversion
+    odds), beta chosen so that its mean click odds and mean conversion odds are uncorrelated.
     """
-    p = table["p"]
-    for mechanism in _MECHANISMS:
-        table[mechanism + "_f"] = table[mechanism + "_f"] - p @ table[mechanism + "_f"]
-    x, y = table["conv"] - p @ table["conv"], table["click"] - p @ table["click"]
-    table["click"] = table["click"] - (p @ (x * y)) / (p @ (x * x)) * x
-    return table
+    for table in (users, items):
+        for mechanism in _MECHANISMS:
+            table[mechanism + "_f"] = table[mechanism + "_f"] - table["p"] @ table[mechanism + "_f"]
+        click, conv, root = table["click_f"], table["conv_f"], np.sqrt(table["p"])[:, None]
+        table["conv_f"] = conv - click @ np.linalg.lstsq(click * root, conv * root, rcond=None)[0]
+    for table, other in ((users, items), (items, users)):
+        n = len(other["p"])
+        ref = np.arange(n) if n <= 2048 else rng.choice(n, 1024, p=other["p"])  # exact, or a sample
+        weights = other["p"][ref] if n <= 2048 else np.ones(1024)
+        a, b = (_log_mean_odds(table, other, m, ref, weights / weights.sum()) for m in ("click", "conv"))
+        p, x = table["p"], b - table["p"] @ b
+        beta = _bisect(lambda s: (p @ np.exp(a - s * x)) * (p @ np.exp(b)) - p @ np.exp(a - s * x + b), 0.0, -3.0, 3.0)
+        table["click"] = table["click"] - beta * x
+    return users, items
+
+
+def _log_mean_odds(table: dict, other: dict, mechanism: str, ref: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per row of ``table``: log of the weighted mean over ``ref`` rows of ``other`` of exp(mechanism logit)."""
+    d, out = table[mechanism + "_f"].shape[1], np.empty(len(table["p"]))
+    for s in range(0, len(out), 4096):
+        logit = (table[mechanism][s:s + 4096, None] + other[mechanism][ref][None, :] + _FACTOR_WEIGHT
+                 * table[mechanism + "_f"][s:s + 4096] @ other[mechanism + "_f"][ref].T / np.sqrt(d))
+        top = logit.max(axis=1)
+        out[s:s + 4096] = top + np.log(np.exp(logit - top[:, None]) @ weights)
+    return out
 
 
 def _dot(users: dict, items: dict, mechanism: str, u: np.ndarray, i: np.ndarray) -> np.ndarray:
@@ -171,7 +177,6 @@ def _dot(users: dict, items: dict, mechanism: str, u: np.ndarray, i: np.ndarray)
 
 
 def _term(users: dict, items: dict, mechanism: str, u: np.ndarray, i: np.ndarray, weight: float) -> np.ndarray:
-    """User offset + item offset + weight * factor product."""
     return users[mechanism][u] + items[mechanism][i] + weight * _dot(users, items, mechanism, u, i)
 
 
@@ -193,8 +198,8 @@ def _logits(users: dict, items: dict, c: SimulateConfig, e: dict) -> tuple[np.nd
     shared = c.selection_bias * z + c.hidden_confounding * e["hidden"]
     context = (-0.6 * np.log(e["position"]) + _DEVICE_CLICK[e["device"]]
                + 0.2 * np.cos(2 * np.pi * (e["hour"] - 21) / 24))
-    return (_term(users, items, "click", u, i, 0.8) + context + shared,
-            _term(users, items, "conv", u, i, 0.8) + shared)
+    return (_term(users, items, "click", u, i, _FACTOR_WEIGHT) + context + shared,
+            _term(users, items, "conv", u, i, _FACTOR_WEIGHT) + shared)
 
 
 def _response_logit(users: dict, items: dict, c: SimulateConfig, e: dict, rng: np.random.Generator):
@@ -211,7 +216,7 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def _bisect(mean_at: Callable[[float], float], target: float, lo: float = -40.0, hi: float = 40.0) -> float:
-    """The intercept at which the (increasing) ``mean_at`` equals ``target``."""
+    """Where the increasing function ``mean_at`` equals ``target`` (an intercept, or beta above)."""
     for _ in range(60):
         mid = 0.5 * (lo + hi)
         lo, hi = (mid, hi) if mean_at(mid) < target else (lo, mid)
@@ -260,13 +265,13 @@ def _frame(columns: dict, order: list[str]) -> pd.DataFrame:
 
 
 def _write_shard(frame: pd.DataFrame, folder: Path, k: int, formats: list[str]) -> dict[str, Path]:
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    table = table.cast(pa.schema([pa.field(f.name, pa.string()) if pa.types.is_large_string(f.type) else f
+    table = pa.Table.from_pandas(frame, preserve_index=False)  # strings as plain (not large) utf8:
+    table = table.cast(pa.schema([f.with_type(pa.string()) if pa.types.is_large_string(f.type) else f
                                   for f in table.schema], metadata=table.schema.metadata))
     paths = {fmt: folder / f"part-{k:05d}.{fmt}" for fmt in formats}
     for fmt, path in paths.items():
         if fmt == "csv":
-            pacsv.write_csv(table, path, pacsv.WriteOptions(quoting_style="needed"))
+            pacsv.write_csv(table, path, pacsv.WriteOptions(quoting_style="none", quoting_header="none"))
         else:
             pq.write_table(table, path)
     return paths
@@ -282,15 +287,18 @@ def _chunk_sums(x: pd.DataFrame, s: pd.DataFrame) -> dict:
     return {k: v.item() if isinstance(v, np.generic) else v for k, v in sums.items()}
 
 
+def _div(a, b):
+    return a / b if a is not None and b else None
+
+
 def _summarise(t: dict) -> dict:
-    div = lambda a, b: a / b if b else float("nan")  # noqa: E731
-    mean_cvr, mean_cvr_clicked = div(t["gt_cvr"], t["rows"]), div(t["gt_cvr_clicked"], t["clicks"])
+    mean_cvr, mean_cvr_clicked = _div(t["gt_cvr"], t["rows"]), _div(t["gt_cvr_clicked"], t["clicks"])
     return {"rows": t["rows"], "clicks": t["clicks"], "conversions": t["conversions"],
-            "ctr": div(t["clicks"], t["rows"]), "cvr_among_clicks": div(t["conversions"], t["clicks"]),
-            "mean_gt_ctr": div(t["gt_ctr"], t["rows"]), "mean_gt_cvr_all": mean_cvr,
-            "mean_gt_cvr_clicked": mean_cvr_clicked, "selection_bias_ratio": div(mean_cvr_clicked, mean_cvr),
-            "selection_bias_ratio_expected": div(div(t["gt_ctr_cvr"], t["gt_ctr"]), mean_cvr),
-            "surveys": t["surveys"], "responses": t["responses"], "response_rate": div(t["responses"], t["surveys"]),
-            "mean_gt_response_prob": div(t["gt_response_prob"], t["surveys"]),
-            "mean_gt_satisfaction_all": div(t["gt_satisfaction"], t["surveys"]),
-            "mean_gt_satisfaction_responders": div(t["gt_satisfaction_responders"], t["responses"])}
+            "ctr": _div(t["clicks"], t["rows"]), "cvr_among_clicks": _div(t["conversions"], t["clicks"]),
+            "mean_gt_ctr": _div(t["gt_ctr"], t["rows"]), "mean_gt_cvr_all": mean_cvr,
+            "mean_gt_cvr_clicked": mean_cvr_clicked, "selection_bias_ratio": _div(mean_cvr_clicked, mean_cvr),
+            "selection_bias_ratio_expected": _div(_div(t["gt_ctr_cvr"], t["gt_ctr"]), mean_cvr),  # ctr-weighted
+            "surveys": t["surveys"], "responses": t["responses"], "response_rate": _div(t["responses"], t["surveys"]),
+            "mean_gt_response_prob": _div(t["gt_response_prob"], t["surveys"]),
+            "mean_gt_satisfaction_all": _div(t["gt_satisfaction"], t["surveys"]),
+            "mean_gt_satisfaction_responders": _div(t["gt_satisfaction_responders"], t["responses"])}
