@@ -7,6 +7,7 @@ Examples:
     ctrcvr train --config configs/default.yaml --data-dir data/xf --model-dir models/esmm
     ctrcvr evaluate --config configs/default.yaml --data-dir data/xf --model-dir models/esmm
     ctrcvr export --config configs/default.yaml --data-dir data/xf --model-dir models/esmm --export-dir serving/esmm
+    ctrcvr compare --config configs/compare.yaml --output-dir runs/compare
 
 Any config key can be overridden: --set train.batch_size=2048 --set model.name=esmm
 """
@@ -53,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
                      [_data_dir, _model_dir]),
         "export": ("export a TF Serving SavedModel (raw tf.Examples in) as a new version", _export,
                    [_data_dir, _model_dir, _export_dir, _input]),
+        "compare": ("train compare.models x compare.seeds (and the τ%/λ sweeps) on the same data; "
+                    "mean ± std table (Markdown, CSV) and plots under --output-dir", _compare,
+                    [_output_dir, _overwrite, _reuse_data_dir]),
     }
     for name, (help_text, handler, extras) in commands.items():
         cmd = sub.add_parser(name, help=help_text, description=help_text)
@@ -116,7 +120,8 @@ def _overwrite(cmd):
 
 
 def _input(cmd):
-    cmd.add_argument("--input", help="the simulator's output directory (when data.source is simulated)")
+    cmd.add_argument("--input", help="the simulator's output directory (when data.source is simulated; "
+                                     "surveys/ when labels.task is survey)")
 
 
 def _data_dir(cmd):
@@ -140,13 +145,28 @@ def _run(args, config):
         print(f"  {name:8s} {path}")
 
 
+def _compare(args, config):
+    result = workflow.compare(config, args.output_dir, overwrite=args.overwrite, data_dir=args.data_dir)
+    print()
+    print(result["table"])
+    print("\nOutputs:")
+    for name, path in result["files"].items():
+        print(f"  {name:18s} {path}")
+
+
+def _reuse_data_dir(cmd):
+    cmd.add_argument("--data-dir", help="reuse this preprocess output instead of simulating and preprocessing")
+
+
 def _simulate(args, config):
     print(json.dumps(workflow.simulate(config, args.output_dir, overwrite=args.overwrite), indent=2))
 
 
 def _preprocess(args, config):
+    from pipeline.report import format_report
     report = workflow.preprocess(config, args.output_dir, raw_dir=args.input, overwrite=args.overwrite)
-    print(json.dumps(report, indent=2))
+    print(format_report(report))
+    print(f"full report: {args.output_dir}/report.json")
 
 
 def _train(args, config):

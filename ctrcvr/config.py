@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class ConfigError(ValueError):
@@ -57,11 +57,41 @@ class SplitConfig(_Section):
     eval_days: list[int] = []
 
 
+class AliccpRawConfig(_Section):
+    """The raw Ali-CCP release: skeleton rows join their common (user-side) features on the md5."""
+
+    common_features: list[str] = Field([], description="common_features_*.csv globs joined to every skeleton file")
+    join_buckets: int = Field(16, gt=0, description="hash buckets of the keyed join (parallelism, memory/bucket)")
+
+
+class RatingsConfig(_Section):
+    """Explicit ratings: ``user,item,rating`` triplets, or a dense users x items matrix (0 = missing)."""
+
+    format: Literal["triplets", "matrix"] = "triplets"
+    delimiter: Optional[str] = Field(None, description="triplets: field separator; None = tab, comma or spaces")
+    header: bool = Field(False, description="triplets: the first line names the columns")
+    columns: list[str] = Field(["user_id", "item_id", "rating"], min_length=3, max_length=3)
+    keep_missing: bool = Field(False, description="matrix: emit the 0 (missing) cells too, with observed = 0")
+
+
 class DataConfig(_Section):
-    source: Literal["simulated", "csv", "parquet", "aliccp_processed"] = "simulated"
+    """Where the raw rows come from. ``source`` picks the reader; features and labels pick the columns.
+
+    simulated: the simulator's shards under ``--input`` (exposures, or surveys when labels.task is survey);
+    csv / parquet / survey / aliccp_processed: files with a header (CSV) whose columns are declared in
+    ``features`` and ``labels``; aliccp_raw: the raw Ali-CCP release (see ``aliccp``); ratings: see ``ratings``.
+    ``test_files`` become their own ``test`` split (e.g. the MAR test set of a ratings dataset).
+    """
+
+    source: Literal["simulated", "csv", "parquet", "survey", "aliccp_processed", "aliccp_raw",
+                    "ratings"] = "simulated"
     train_files: list[str] = []
     eval_files: list[str] = []
+    test_files: list[str] = []
+    csv_delimiter: str = Field(",", min_length=1, max_length=1)
     split: SplitConfig = SplitConfig()
+    aliccp: AliccpRawConfig = AliccpRawConfig()
+    ratings: RatingsConfig = RatingsConfig()
 
 
 class FeatureConfig(_Section):
@@ -77,9 +107,14 @@ class FeatureConfig(_Section):
     num_buckets: Optional[int] = Field(None, gt=1)
     default: Optional[Union[float, str]] = None
     embedding_dim: Optional[int] = Field(None, gt=0)
+    multivalued: bool = Field(False, description="categorical only: a variable-length list of values per row "
+                                                 "(the model mean-pools their embeddings)")
+    separator: str = Field("|", min_length=1, description="multivalued: separator of the values in a text cell")
 
     @model_validator(mode="after")
     def _check_transform(self):
+        if self.multivalued and self.kind != "categorical":
+            raise ValueError("only categorical features can be multivalued")
         allowed = {"categorical": ("vocabulary", "hash"),
                    "numeric": ("zscore", "log1p", "bucketize", "identity")}[self.kind]
         if self.transform is None:
@@ -99,13 +134,43 @@ class FeatureConfig(_Section):
         return self.kind == "categorical" or self.transform == "bucketize"
 
 
-class LabelsConfig(_Section):
-    """Label, key and ground-truth columns: passed through untouched, never features."""
+_TASK_LABELS = {  # task -> default label roles and passthrough columns
+    "conversion": {"click": "click", "conversion": "conversion",
+                   "ground_truth": ["gt_ctr", "gt_cvr", "gt_conversion"]},
+    "survey": {"click": "responded", "conversion": "rating", "ground_truth": ["gt_satisfaction", "gt_response_prob"]},
+    "ratings": {"click": "observed", "conversion": "label", "ground_truth": ["rating"]},
+}
 
+
+class LabelsConfig(_Section):
+    """Label, key and ground-truth columns: passed through untouched, never features.
+
+    Two roles, whatever the task: ``click`` is o, the selection event (click, survey response,
+    rating observed), always 0/1; ``conversion`` is r, the outcome seen only when o = 1
+    (conversion 0/1; survey rating in ``rating_range``, 0 when not responded; ratings: 1 if the
+    rating is above ``rating_threshold``). ``task`` sets the defaults of the other keys.
+    """
+
+    task: Literal["conversion", "survey", "ratings"] = "conversion"
     click: str = "click"
     conversion: str = "conversion"
     ground_truth: list[str] = ["gt_ctr", "gt_cvr", "gt_conversion"]
     keys: list[str] = ["user_id"]
+    rating_range: tuple[float, float] = (1.0, 5.0)
+    rating_threshold: float = Field(3.0, description="ratings: label = 1 if rating > rating_threshold")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _task_defaults(cls, data):
+        if isinstance(data, dict) and data.get("task", "conversion") in _TASK_LABELS:
+            return {**_TASK_LABELS[data.get("task", "conversion")], **data}
+        return data
+
+    @model_validator(mode="after")
+    def _check_range(self):
+        if self.rating_range[0] > self.rating_range[1]:
+            raise ValueError(f"rating_range {self.rating_range} is empty")
+        return self
 
 
 # --------------------------------------------------------------------------- preprocess
@@ -128,9 +193,12 @@ class DataflowConfig(_Section):
 class PreprocessConfig(_Section):
     runner: Literal["local", "local-multiprocess", "dataflow"] = "local"
     num_workers: int = Field(2, gt=0, description="workers for local-multiprocess")
-    num_shards: int = Field(4, gt=0)
-    batch_rows: int = Field(20_000, gt=0, description="rows per Arrow record batch")
+    num_shards: int = Field(4, gt=0, description="TFRecord files per split (per bundle on distributed runners)")
+    batch_rows: int = Field(65_536, gt=0, description="rows per Arrow record batch")
+    compression_level: int = Field(1, ge=1, le=9, description="gzip level of the TFRecord shards (1 = fastest)")
     conversion_without_click: Literal["reject", "fix"] = "reject"
+    rating_without_response: Literal["reject", "fix"] = Field(
+        "reject", description="survey: a rating on a non-response row is rejected, or dropped (fix)")
     max_reject_fraction: float = Field(0.01, ge=0, le=1)
     beam_options: dict[str, Any] = {}
     dataflow: DataflowConfig = DataflowConfig()
@@ -144,10 +212,116 @@ class TowerConfig(_Section):
     batch_norm: bool = False
 
 
+class IpwConfig(_Section):
+    """How inverse-propensity weights 1/p̂ are formed; shared by every propensity-weighted estimator.
+
+    Applied in this order: detach, floor τ (absolute ``tau`` or relative ``tau_percent``, seed 003
+    §5.3), percentile clipping (seed 000 §4), then the upper bound ``max_weight``.
+    """
+
+    tau: Optional[float] = Field(None, gt=0, lt=1, description="absolute floor on p̂ (weights ≤ 1/tau)")
+    tau_percent: Optional[float] = Field(
+        None, ge=0, le=1, description="floor as a fraction of the batch's propensity range: "
+        "tau = p_min + tau_percent (p_mean - p_min); 0.9 means τ% = 90 %")
+    clip_percentiles: Optional[tuple[float, float]] = Field(
+        None, description="clip weights to [1/p̂_hi, 1/p̂_lo] of the batch's predicted propensities, e.g. [25, 75]")
+    max_weight: Optional[float] = Field(None, ge=1, description="upper bound on any weight")
+    detach_propensity: bool = Field(
+        True, description="stop-gradient on p̂ inside the weighted loss: the CVR loss then never moves the "
+        "CTR tower (it is trained by its own loss only)")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.tau is not None and self.tau_percent is not None:
+            raise ValueError("give either tau (absolute floor) or tau_percent (relative floor), not both")
+        if self.clip_percentiles is not None:
+            lo, hi = self.clip_percentiles
+            if not 0 <= lo < hi <= 100:
+                raise ValueError(f"clip_percentiles must be [low, high] with 0 <= low < high <= 100, got {[lo, hi]}")
+        return self
+
+
+class BmseConfig(_Section):
+    """Balancing regulariser BMSE(φ, p̂) of IPS-V2 / DR-V2 (seed 002 §3.3, §4).
+
+    φ, read from the shared representation: ``"1"`` the constant 1; ``"K"`` user ⊙ item embedding;
+    ``"2K"`` [user embedding : item embedding]; ``"R"`` the predicted CVR r̂. The user and item
+    embeddings are those of ``user_feature`` / ``item_feature`` in the shared embedding Φ.
+    """
+
+    phi: Literal["1", "K", "2K", "R"] = "1"
+    weight: float = Field(1.0, ge=0, description="λ in L = L_IPS/DR + λ·BMSE")
+    user_feature: str = "user_id"
+    item_feature: str = "item_id"
+
+    @field_validator("phi", mode="before")
+    @classmethod
+    def _phi_as_text(cls, value):
+        return str(value) if isinstance(value, int) else value
+
+
+class SurveyConfig(_Section):
+    """survey_ipw / survey_standalone (seed 000 §4): the satisfaction head and the response-rate head.
+
+    The click label column holds ``responded``, the conversion label column the ``rating`` (any value
+    where not responded: it is never read there). Weights 1/p̂ are formed by ``model.ipw``
+    (e.g. ``clip_percentiles: [25, 75]``, the paper's choice).
+    """
+
+    satisfaction_task: Literal["regression", "classification"] = Field(
+        "regression", description="'regression': predict the rating in [rating_min, rating_max]; "
+        "'classification': predict P(rating > satisfied_threshold)")
+    satisfied_threshold: float = Field(3.0, description="classification: satisfied = rating > threshold")
+    rating_range: tuple[float, float] = Field(
+        (1.0, 5.0), description="regression: the range of the predicted rating; keep equal to labels.rating_range")
+    response_negative_keep: Optional[float] = Field(
+        None, gt=0, le=1, description="w: train the response head on every response and this kept fraction of "
+        "non-responses (rho/(1-rho) gives 1:1 at response rate rho), then calibrate p = p_s w / (p_s w + 1 - p_s); "
+        "null trains on every impression")
+
+    @model_validator(mode="after")
+    def _check_range(self):
+        if self.rating_range[1] <= self.rating_range[0]:
+            raise ValueError(f"survey.rating_range {self.rating_range} is empty")
+        return self
+
+
+class CIpsConfig(_Section):
+    """c_ips (seed 004, Algorithm 2) and its baselines on (user, item, rating) data; a rating above
+    ``labels.rating_threshold`` is a positive."""
+
+    propensity: Literal["cluster", "user", "none"] = Field(
+        "cluster", description="'cluster': C-IPS eq. 8 on DEC clusters; 'user': user-level IPS (a logistic "
+        "observation model per user-item pair); 'none': plain MF")
+    n_clusters: int = Field(6, ge=1, description="K, the number of user clusters")
+    rounds: int = Field(3, ge=1, description="M, alternating rounds of Algorithm 2")
+    cluster_epochs: int = Field(3, ge=1, description="T, DEC epochs per round (Algorithm 1)")
+    rec_epochs: int = Field(4, ge=1, description="recommender epochs per round (eq. 9)")
+    hidden_units: list[int] = Field([64], description="phi: MLP on the user's 0/1 interaction vector -> h_u")
+    batch_size: int = Field(512, gt=0)
+    learning_rate: float = Field(0.005, gt=0)
+    l2: float = Field(1e-5, ge=0, description="L2 penalty on the item embeddings and phi's kernels")
+
+
 class ModelConfig(_Section):
     name: str = "esmm"
     embedding_dim: int = Field(8, gt=0)
     tower: TowerConfig = TowerConfig()
+    ipw: IpwConfig = IpwConfig()
+    undersample_rate: Optional[float] = Field(
+        None, gt=0, description="λ: per batch keep every clicked row and λ·N_clicked unclicked rows in the "
+        "DR loss (seed 003 §5.3); null keeps every row")
+    imputation_weight: float = Field(1.0, ge=0, description="weight of the imputation model's own loss L_e")
+    imputation_target: Literal["label", "error"] = Field(
+        "label", description="'label': the imputation tower predicts the conversion r̃ and ê = e(r̃, r̂); "
+        "'error': it regresses the error directly, ê = softplus(z) (then ê carries no gradient to r̂)")
+    heuristic_eta: float = Field(0.002, gt=0, lt=1, description="heuristic_dr: P(conversion) imputed to every row")
+    oversample_k: int = Field(5, ge=1, description="oversampling: how many times each positive counts")
+    counterfactual_weight: float = Field(
+        1.0, ge=0, description="ESCM2: weight λ_c of the counterfactual IPW / DR CVR regulariser")
+    bmse: BmseConfig = BmseConfig()
+    survey: SurveyConfig = SurveyConfig()
+    c_ips: CIpsConfig = CIpsConfig()
 
 
 class TrainConfig(_Section):
@@ -157,6 +331,19 @@ class TrainConfig(_Section):
     shuffle_buffer: int = Field(20_000, ge=0)
     steps_per_epoch: Optional[int] = Field(None, gt=0)
     verbose: int = Field(2, ge=0, le=2)
+    early_stopping_patience: Optional[int] = Field(
+        None, ge=1, description="stop after this many epochs without improvement of early_stopping_monitor "
+        "and restore the best weights; null = off")
+    early_stopping_monitor: str = Field(
+        "val_loss", pattern=r"^val_", description="val_loss, val_<term> of the estimator, or (CVR estimators) "
+        "val_ctcvr_logloss: log loss of the served pCTCVR against click·conversion, comparable across estimators")
+    dense_embedding_gradients: bool = Field(
+        True, description="densify embedding-table gradients before the (legacy, fused) Adam update: "
+        "faster for tables that fit in memory; turn off for very large tables")
+    input_threads: Optional[int] = Field(
+        None, ge=1, description="give the tf.data input pipeline a private pool of this many threads (one "
+        "per op): on a 2-core machine 1 stops it competing with the train step (ESMM at the seed-003 size "
+        "went from ~14k to ~23k examples/s); null = TensorFlow's shared pool")
 
 
 class EvalConfig(_Section):
@@ -166,6 +353,22 @@ class EvalConfig(_Section):
 
 class ExportConfig(_Section):
     warmup_examples: int = Field(8, ge=0)
+
+
+class CompareConfig(_Section):
+    """``ctrcvr compare``: estimators × seeds trained on the same preprocessed data, then tabulated."""
+
+    models: list[str] = ["base", "esmm", "multi_ipw", "multi_dr", "oracle"]
+    seeds: int = Field(3, ge=1, description="training seeds per model: config.seed, config.seed + 1, ...")
+    metrics: list[str] = Field(
+        ["cvr_auc_entire_space", "ctcvr_auc", "cvr_bias", "cvr_mae_vs_truth", "cvr_auc_clicked", "ctr_auc",
+         "cvr_calibration_error"], description="table columns, in order; the first four are plotted")
+    tau_percent_sweep: list[float] = Field([], description="τ% values for a multi_ipw sweep (seed 003 Fig. 6)")
+    undersample_sweep: list[float] = Field([], description="λ values for a multi_dr sweep (seed 003 Fig. 6)")
+    sweep_seeds: Optional[int] = Field(None, ge=1, description="seeds per sweep point (default: seeds)")
+
+
+DEFAULT_RUN_MODELS = ("esmm", "multi_ipw", "multi_dr", "oracle")
 
 
 class Config(_Section):
@@ -179,6 +382,18 @@ class Config(_Section):
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
     export: ExportConfig = ExportConfig()
+    compare: CompareConfig = CompareConfig()
+    run_models: Optional[list[str]] = Field(
+        None, description="`ctrcvr run` also trains and evaluates these estimators beside model.name (which "
+        "alone is exported) and prints them side by side. Default: esmm, multi_ipw, multi_dr and oracle on "
+        "simulated conversion data (the oracle needs its ground truth), none otherwise")
+
+    @model_validator(mode="after")
+    def _default_run_models(self):
+        if self.run_models is None:
+            simulated = self.data.source == "simulated" and self.labels.task == "conversion"
+            self.__dict__["run_models"] = list(DEFAULT_RUN_MODELS) if simulated else []
+        return self
 
     @model_validator(mode="after")
     def _check_names(self):

@@ -9,6 +9,8 @@ import json
 import logging
 from pathlib import Path
 
+import yaml
+
 from ctrcvr.config import Config, dump_config
 from ctrcvr.outputs import prepare_output_dir
 
@@ -26,8 +28,13 @@ def simulate(config: Config, out_dir, overwrite: bool = False) -> dict:
 def preprocess(config: Config, out_dir, raw_dir=None, overwrite: bool = False) -> dict:
     from pipeline.job import run_preprocess
     from pipeline.sources import resolve_inputs
-    report = run_preprocess(config, resolve_inputs(config.data, raw_dir), out_dir, overwrite=overwrite)
-    dump_config(config, Path(out_dir) / RESOLVED_CONFIG)
+    report = run_preprocess(config, resolve_inputs(config.data, raw_dir, task=config.labels.task), out_dir,
+                            overwrite=overwrite)
+    if "://" in str(out_dir):  # e.g. gs:// on Dataflow
+        from pipeline.report import write_text
+        write_text(f"{out_dir}/{RESOLVED_CONFIG}", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    else:
+        dump_config(config, Path(out_dir) / RESOLVED_CONFIG)
     return report
 
 
@@ -62,21 +69,21 @@ def export(config: Config, data_dir, model_dir, export_root, model=None, raw_dir
 
 def sample_raw_rows(config: Config, raw_dir=None, n: int = 8):
     """The first ``n`` rows of the configured raw input (None if there is none to read)."""
-    from pipeline.sources import read_chunks, resolve_inputs
+    from pipeline.sources import resolve_inputs, sample_rows
     if n <= 0:
         return None
     try:
-        path, _ = resolve_inputs(config.data, raw_dir)[0]
+        path, _ = resolve_inputs(config.data, raw_dir, task=config.labels.task)[0]
     except (ValueError, FileNotFoundError, IndexError):
         log.warning("no raw input to build warmup requests from; exporting without them")
         return None
-    frame, _, _ = next(iter(read_chunks(path, n)))
-    return frame.head(n)
+    return sample_rows(config.data, path, n)
 
 
 def run(config: Config, out_dir, overwrite: bool = False) -> dict:
     """Every stage on the config's data, all outputs under ``out_dir``; returns where things are."""
     out = prepare_output_dir(out_dir, overwrite)
+    _check_estimators([config.model.name, *config.run_models])
     dump_config(config, out / RESOLVED_CONFIG)
     raw, data, model_dir = out / "data" / "raw", out / "data" / "transformed", out / "model"
     if config.data.source == "simulated":
@@ -92,9 +99,49 @@ def run(config: Config, out_dir, overwrite: bool = False) -> dict:
     model = train(config, data, model_dir)
     log.info("[4/5] evaluating on the eval split")
     metrics = evaluate(config, data, model_dir, model=model, out_dir=out)
+    results = {config.model.name: metrics, **train_side_by_side(config, data, out / "models")}
     log.info("[5/5] exporting the serving model")
     export_dir = export(config, data, model_dir, out / "serving", model=model, raw_dir=raw)
     where = {"metrics": str(out / "metrics.json"), "export": str(export_dir), "data": str(data),
              "model": str(model_dir), "config": str(out / RESOLVED_CONFIG)}
+    if len(results) > 1:
+        (out / "metrics_by_model.json").write_text(json.dumps(results, indent=2))
+        where["metrics_by_model"] = str(out / "metrics_by_model.json")
     (out / "outputs.json").write_text(json.dumps(where, indent=2))
-    return {"metrics": {config.model.name: metrics}, "outputs": where}
+    return {"metrics": results, "outputs": where}
+
+
+def train_side_by_side(config: Config, data_dir, models_dir) -> dict:
+    """Trains and evaluates each of ``config.run_models`` other than ``model.name`` under
+    ``models_dir/<name>``; estimators that need ground truth are skipped (with a warning) on data without it."""
+    import tensorflow_transform as tft
+    from trainer.estimators import get_estimator
+    from trainer.estimators.base import POTENTIAL_OUTCOME
+    names = [n for n in dict.fromkeys(config.run_models) if n != config.model.name]
+    spec = tft.TFTransformOutput(str(data_dir)).transformed_feature_spec()
+    results = {}
+    for i, name in enumerate(names, 1):
+        if get_estimator(name).needs_potential_outcome and POTENTIAL_OUTCOME not in spec:
+            log.warning("run_models: skipping %s, the data has no %s", name, POTENTIAL_OUTCOME)
+            continue
+        variant = config.model_copy(update={"model": config.model.model_copy(update={"name": name})})
+        log.info("[4/5] side by side (%d/%d): training and evaluating %s", i, len(names), name)
+        model_dir = Path(models_dir) / name
+        results[name] = evaluate(variant, data_dir, model_dir, model=train(variant, data_dir, model_dir))
+    return results
+
+
+def compare(config: Config, out_dir, overwrite: bool = False, data_dir=None) -> dict:
+    """Estimators × seeds on the same preprocessed data: mean ± std tables (Markdown, CSV) and plots.
+    See :mod:`trainer.compare`; ``data_dir`` reuses an existing preprocess output."""
+    from trainer.compare import compare as run_compare
+    out = prepare_output_dir(out_dir, overwrite)
+    dump_config(config, out / RESOLVED_CONFIG)
+    return run_compare(config, out, data_dir=data_dir)
+
+
+def _check_estimators(names) -> None:
+    """Fails before any work if a name is not a registered estimator."""
+    from trainer.estimators import get_estimator
+    for name in names:
+        get_estimator(name)

@@ -1,8 +1,9 @@
 """Beam runner selection: a thin mapping from the config's ``preprocess`` section to options.
 
-``local`` runs in this process (Beam's FnApiRunner, named explicitly so the DirectRunner
-never tries to download its Prism binary); ``local-multiprocess`` runs the same portable
-runner over worker processes; ``dataflow`` submits to Google Cloud Dataflow, shipping this
+``local`` runs in this process on Beam's FnApiRunner, the engine the DirectRunner switches to,
+built directly (the DirectRunner would first consider Prism, which it tries to download, and
+walk and translate the pipeline once more); ``local-multiprocess`` runs the same runner over
+``num_workers`` worker processes; ``dataflow`` submits to Google Cloud Dataflow, shipping this
 package to the workers with ``setup.py`` (or a prebuilt SDK container image).
 """
 from __future__ import annotations
@@ -21,6 +22,14 @@ _DATAFLOW_REQUIRED = ("project", "region", "temp_location")
 def pipeline_options(config: PreprocessConfig, job_name: str = "ctrcvr-preprocess") -> PipelineOptions:
     """PipelineOptions for the configured runner; ``beam_options`` entries are passed last."""
     return PipelineOptions.from_dictionary({**_runner_flags(config, job_name), **config.beam_options})
+
+
+def make_runner(config: PreprocessConfig):
+    """The runner object for local runs (an FnApiRunner), or None: the options name it (Dataflow)."""
+    if config.runner == "dataflow":
+        return None
+    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+    return FnApiRunner()
 
 
 def _runner_flags(config: PreprocessConfig, job_name: str) -> dict[str, Any]:

@@ -1,10 +1,11 @@
-"""Deterministic train / eval assignment: by a hash of a key, by day, or by file."""
+"""Deterministic split assignment: by a hash of a key, by day, or by file; ``test`` files stay ``test``."""
 from __future__ import annotations
 
 from typing import Optional
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from ctrcvr.config import SplitConfig
 
@@ -20,16 +21,30 @@ def split_columns(config: SplitConfig) -> dict[str, str]:
     return {}
 
 
-def eval_mask(frame: pd.DataFrame, config: SplitConfig, file_split: Optional[str]) -> np.ndarray:
+def assign(table: pa.Table, config: SplitConfig, file_split: Optional[str]) -> dict[str, np.ndarray]:
+    """``{split: row mask}`` for train / eval / test; every row is in exactly one split.
+
+    Rows of ``test`` files are test; with ``by: files`` the file decides; otherwise the row's
+    day, or the hash of its key, decides between train and eval.
+    """
+    n = table.num_rows
+    if file_split == "test":
+        return {"test": np.ones(n, dtype=bool)}
+    is_eval = eval_mask(table, config, file_split)
+    return {"train": ~is_eval, "eval": is_eval}
+
+
+def eval_mask(table: pa.Table, config: SplitConfig, file_split: Optional[str]) -> np.ndarray:
     """True for rows that belong to the eval split.
 
-    Hash splits use pandas' keyed SipHash of the key's text, which is stable across runs,
-    machines and runners, so a row lands in the same split every time.
+    Hash splits use pandas' keyed SipHash of the key's UTF-8 text, which is stable across
+    runs, machines, runners and chunkings, so a row lands in the same split every time.
     """
     if config.by == "files":
-        return np.full(len(frame), file_split == "eval")
+        return np.full(table.num_rows, file_split == "eval")
     if config.by == "day":
-        return np.isin(frame[config.day_column].to_numpy(), config.eval_days)
-    keys = frame[config.key].astype(str).to_numpy(dtype=object)
-    buckets = pd.util.hash_array(keys, categorize=False) % _HASH_BUCKETS
+        days = table.column(config.day_column).to_numpy()
+        return np.isin(days, config.eval_days)
+    keys = table.column(config.key).cast(pa.string()).to_numpy(zero_copy_only=False)
+    buckets = pd.util.hash_array(keys.astype(object), categorize=False) % _HASH_BUCKETS
     return buckets < int(round(config.eval_fraction * _HASH_BUCKETS))

@@ -65,7 +65,12 @@ def cvr_metrics(frame: pd.DataFrame, config: Config) -> dict[str, float]:
 
 def evaluate(model, config: Config, data_dir, out_dir=None) -> dict[str, float]:
     """Evaluates on the eval split; writes ``metrics.json`` to ``out_dir`` when given."""
-    results = cvr_metrics(predict_split(model, config, data_dir), config)
+    frame = predict_split(model, config, data_dir)
+    if config.labels.task == "survey":
+        from trainer.survey_eval import survey_metrics
+        results = survey_metrics(frame, config.model.survey, responded=config.labels.click)
+    else:
+        results = cvr_metrics(frame, config)
     if out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         (Path(out_dir) / "metrics.json").write_text(json.dumps(results, indent=2))

@@ -31,11 +31,28 @@ class FeatureEmbedding(tf_keras.layers.Layer):
             for f in self._embedded}
 
     def call(self, features):
-        parts = [self.tables[f.name](tf.reshape(features[transformed_name(f.name)], [-1]))
-                 for f in self._embedded]
+        parts = [self._lookup(f, features[transformed_name(f.name)]) for f in self._embedded]
         parts += [tf.reshape(tf.cast(features[transformed_name(f.name)], tf.float32), [-1, 1])
                   for f in self._dense]
         return tf.concat(parts, axis=-1)
+
+    def _lookup(self, feature: FeatureConfig, ids) -> tf.Tensor:
+        """[batch, dim] vectors; a multivalued feature (sparse ids) is the mean of its values' vectors
+        (zeros for a row without values)."""
+        table = self.tables[feature.name]
+        if isinstance(ids, (tf.SparseTensor, tf.RaggedTensor)):
+            if not table.built:
+                table.build(None)
+            sparse = ids.to_sparse() if isinstance(ids, tf.RaggedTensor) else ids
+            return tf.nn.safe_embedding_lookup_sparse(table.embeddings, sparse, combiner="mean")
+        return table(tf.reshape(ids, [-1]))
+
+    def vectors(self, features, names) -> dict[str, tf.Tensor]:
+        """The embedding vectors of the named categorical fields, e.g. user and item for BMSE's φ."""
+        missing = [n for n in names if n not in self.tables]
+        if missing:
+            raise ValueError(f"no embedded feature named {', '.join(missing)} (embedded: {', '.join(self.tables)})")
+        return {n: self.tables[n](tf.reshape(features[transformed_name(n)], [-1])) for n in names}
 
 
 def make_tower(config: TowerConfig, name: str) -> tf_keras.Sequential:

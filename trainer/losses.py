@@ -14,6 +14,11 @@ def bce_with_logits(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
     return tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.cast(labels, logits.dtype), logits=logits)
 
 
+def mean_bce(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    """1/|D| Σ e(y, σ(z)) over the batch (the CTR loss L_p of every estimator)."""
+    return tf.reduce_mean(bce_with_logits(labels, logits))
+
+
 def log1mexp(log_p: tf.Tensor) -> tf.Tensor:
     """log(1 − exp(x)) for x ≤ 0, accurate at both ends (Mächler 2012)."""
     log_p = tf.minimum(log_p, -1e-12)

@@ -1,34 +1,59 @@
 """The multi-task model every estimator shares: embeddings -> one tower per task -> logits.
 
 The model knows nothing about any particular estimator: the estimator names the towers it
-needs and supplies the loss; the model runs them and reports each loss term.
+needs, which embedding group each tower reads (one shared Φ unless it says otherwise), how
+many optimiser updates a training step makes, and supplies the loss; the model runs them and
+reports each loss term.
 """
 from __future__ import annotations
+
+from typing import Callable
 
 import ctrcvr  # noqa: F401
 import tensorflow as tf
 import tf_keras
 
 from ctrcvr.config import Config
-from trainer.estimators import Estimator, Labels
+from trainer.estimators import Estimator, Labels, Update
+from trainer.estimators.base import POTENTIAL_OUTCOME
 from trainer.layers import FeatureEmbedding, make_tower
+from trainer.propensity import field_key
+
+CTCVR_LOGLOSS = "ctcvr_logloss"
 
 
 class MultiTaskModel(tf_keras.Model):
-    """Shared embeddings Φ, towers θ_task, and a pluggable estimator loss."""
+    """Embedding groups Φ_g, towers θ_task, and a pluggable estimator loss.
 
-    def __init__(self, embedding: FeatureEmbedding, estimator: Estimator, config: Config, **kwargs):
+    ``make_embedding(group)`` builds the embedding of one group (constructor injection, so
+    tests and benchmarks can size tables without a transform output).
+    """
+
+    def __init__(self, make_embedding: Callable[[str], FeatureEmbedding], estimator: Estimator, config: Config,
+                 **kwargs):
         super().__init__(**kwargs)
-        self.embedding = embedding
         self.estimator = estimator
+        groups = sorted({estimator.embedding_group(t) for t in estimator.towers})
+        self.embeddings = {g: make_embedding(g) for g in groups}
         self.towers = {name: make_tower(config.model.tower, name) for name in estimator.towers}
         self._label_names = config.labels
+        self._dense_gradients = config.train.dense_embedding_gradients
         self._trackers = [tf_keras.metrics.Mean(name=t) for t in ("loss", *estimator.terms)]
+        served = estimator.outputs({t: tf.zeros([1]) for t in estimator.towers})
+        # an estimator-independent validation metric for the CVR family: log loss of the served
+        # pCTCVR against o·r, observable on every exposure (seed 003 §4.4), e.g. for early stopping
+        self._ctcvr = tf_keras.metrics.Mean(name=CTCVR_LOGLOSS) if "pctcvr" in served else None
 
     def call(self, features, training=False):
-        """Transformed features -> {tower name: logits of shape [batch]}."""
-        x = self.embedding(features)
-        return {name: tf.squeeze(tower(x, training=training), axis=-1) for name, tower in self.towers.items()}
+        """Transformed features -> {tower name: logits of shape [batch]} (+ ``field/<name>`` vectors)."""
+        x = {g: emb(features) for g, emb in self.embeddings.items()}
+        out = {name: tf.squeeze(tower(x[self.estimator.embedding_group(name)], training=training), axis=-1)
+               for name, tower in self.towers.items()}
+        fields = self.estimator.fields()
+        if fields:
+            vectors = self.embeddings[self.estimator.embedding_group("cvr")].vectors(features, fields)
+            out.update({field_key(n): v for n, v in vectors.items()})
+        return out
 
     def predict_named(self, features) -> dict[str, tf.Tensor]:
         """Transformed features -> the estimator's named outputs (pctr, pcvr, pctcvr, ...)."""
@@ -36,25 +61,49 @@ class MultiTaskModel(tf_keras.Model):
 
     def labels(self, batch) -> Labels:
         names = self._label_names
-        potential = batch.get("gt_conversion")
+        potential = batch.get(POTENTIAL_OUTCOME)
         return Labels(click=tf.cast(batch[names.click], tf.float32),
                       conversion=tf.cast(batch[names.conversion], tf.float32),
                       potential_conversion=None if potential is None else tf.cast(potential, tf.float32))
 
     @property
     def metrics(self):
-        return self._trackers
+        return self._trackers + ([self._ctcvr] if self._ctcvr is not None else [])
 
     def train_step(self, batch):
-        with tf.GradientTape() as tape:
-            terms = self.estimator.loss(self.labels(batch), self(batch, training=True))
-            total = terms["loss"] + (tf.add_n(self.losses) if self.losses else 0.0)
-        variables = self.trainable_variables
-        self.optimizer.apply_gradients(zip(tape.gradient(total, variables), variables))
+        y = self.labels(batch)
+        for update in self.estimator.updates:
+            with tf.GradientTape() as tape:
+                terms = self.estimator.loss(y, self(batch, training=True))
+                total = terms[update.loss] + (tf.add_n(self.losses) if self.losses else 0.0)
+            variables = self.update_variables(update)
+            grads = tape.gradient(total, variables)
+            self.optimizer.apply_gradients(
+                (self._maybe_dense(g), v) for g, v in zip(grads, variables) if g is not None)
         return self._track(terms)
 
     def test_step(self, batch):
-        return self._track(self.estimator.loss(self.labels(batch), self(batch, training=False)))
+        y, logits = self.labels(batch), self(batch, training=False)
+        logs = self._track(self.estimator.loss(y, logits))
+        if self._ctcvr is not None:
+            p = tf.clip_by_value(self.estimator.outputs(logits)["pctcvr"], 1e-7, 1.0 - 1e-7)
+            target = y.click * y.conversion
+            self._ctcvr.update_state(-(target * tf.math.log(p) + (1.0 - target) * tf.math.log(1.0 - p)))
+            logs[CTCVR_LOGLOSS] = self._ctcvr.result()
+        return logs
+
+    def update_variables(self, update: Update) -> list[tf.Variable]:
+        """The variables one update trains: its towers' and the embedding groups they read."""
+        if update.towers is None:
+            return self.trainable_variables
+        groups = {self.estimator.embedding_group(t) for t in update.towers}
+        layers = [self.towers[t] for t in update.towers] + [self.embeddings[g] for g in sorted(groups)]
+        return [v for layer in layers for v in layer.trainable_variables]
+
+    def _maybe_dense(self, grad):
+        if self._dense_gradients and isinstance(grad, tf.IndexedSlices):
+            return tf.convert_to_tensor(grad)
+        return grad
 
     def _track(self, terms):
         for tracker in self._trackers:

@@ -12,9 +12,10 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras
 
-from ctrcvr.config import Config
+from ctrcvr.config import Config, TrainConfig
 from transforms.features import cardinality
 from trainer.estimators import get_estimator
+from trainer.estimators.base import POTENTIAL_OUTCOME, SHARED
 from trainer.input import make_dataset, split_files
 from trainer.layers import FeatureEmbedding
 from trainer.model import MultiTaskModel
@@ -25,10 +26,17 @@ WEIGHTS = "weights/final"
 
 def build_model(config: Config, tft_output: tft.TFTransformOutput) -> MultiTaskModel:
     """The configured estimator on embeddings sized from the transform output."""
-    sizes = {f.name: cardinality(f, tft_output) for f in config.features if f.is_embedded}
-    embedding = FeatureEmbedding(config.features, sizes, config.model.embedding_dim, name="embedding")
     estimator = get_estimator(config.model.name)(config.model)
-    return MultiTaskModel(embedding, estimator, config, name=config.model.name)
+    if estimator.needs_potential_outcome and POTENTIAL_OUTCOME not in tft_output.transformed_feature_spec():
+        raise ValueError(f"model.name={config.model.name} trains on the potential outcome {POTENTIAL_OUTCOME!r}, "
+                         "which only simulated data has; the preprocessed data has no such column")
+    sizes = {f.name: cardinality(f, tft_output) for f in config.features if f.is_embedded}
+
+    def make_embedding(group: str) -> FeatureEmbedding:
+        name = "embedding" if group == SHARED else f"embedding_{group}"
+        return FeatureEmbedding(config.features, sizes, config.model.embedding_dim, name=name)
+
+    return MultiTaskModel(make_embedding, estimator, config, name=config.model.name)
 
 
 def train(config: Config, data_dir, model_dir) -> MultiTaskModel:
@@ -39,9 +47,11 @@ def train(config: Config, data_dir, model_dir) -> MultiTaskModel:
     spec = tft_output.transformed_feature_spec()
     cfg = config.train
     train_ds = make_dataset(split_files(data_dir, "train"), spec, cfg.batch_size, cfg.shuffle_buffer,
-                            seed=config.seed, repeat=cfg.steps_per_epoch is not None)
-    eval_ds = make_dataset(split_files(data_dir, "eval"), spec, config.eval.batch_size)
+                            seed=config.seed, repeat=cfg.steps_per_epoch is not None).with_options(input_options(cfg))
+    eval_ds = make_dataset(split_files(data_dir, "eval"), spec, config.eval.batch_size).with_options(
+        input_options(cfg))
     model = build_model(config, tft_output)
+    _check_monitor(config, model)
     model(next(iter(eval_ds)))  # build the variables before fit (BackupAndRestore needs them)
     model.compile(optimizer=tf_keras.optimizers.legacy.Adam(cfg.learning_rate))
     log.info("training %s: %d epoch(s), batch %d, lr %g", config.model.name, cfg.epochs, cfg.batch_size,
@@ -50,6 +60,15 @@ def train(config: Config, data_dir, model_dir) -> MultiTaskModel:
               callbacks=_callbacks(config, model_dir), verbose=0)
     model.save_weights(str(model_dir / WEIGHTS))
     return model
+
+
+def input_options(cfg: TrainConfig) -> tf.data.Options:
+    """tf.data options of the training input: a private thread pool when ``train.input_threads`` is set."""
+    options = tf.data.Options()
+    if cfg.input_threads:
+        options.threading.private_threadpool_size = cfg.input_threads
+        options.threading.max_intra_op_parallelism = 1
+    return options
 
 
 def load_trained_model(config: Config, data_dir, model_dir) -> MultiTaskModel:
@@ -63,12 +82,25 @@ def load_trained_model(config: Config, data_dir, model_dir) -> MultiTaskModel:
 
 
 def _callbacks(config: Config, model_dir: Path) -> list[tf_keras.callbacks.Callback]:
-    return [
+    callbacks = [
         StopOnNonFiniteLoss(),
         ProgressLogger(config.train.batch_size, every_seconds=15.0),
         tf_keras.callbacks.BackupAndRestore(str(model_dir / "backup")),
         tf_keras.callbacks.TensorBoard(str(model_dir / "tensorboard"), update_freq="epoch"),
     ]
+    if config.train.early_stopping_patience:
+        callbacks.append(tf_keras.callbacks.EarlyStopping(
+            monitor=config.train.early_stopping_monitor, patience=config.train.early_stopping_patience,
+            mode="min", restore_best_weights=True, verbose=1))
+    return callbacks
+
+
+def _check_monitor(config: Config, model: MultiTaskModel) -> None:
+    monitor = config.train.early_stopping_monitor
+    valid = [f"val_{m.name}" for m in model.metrics]
+    if config.train.early_stopping_patience and monitor not in valid:
+        raise ValueError(f"train.early_stopping_monitor={monitor!r} is not reported by {config.model.name}; "
+                         f"choose one of {', '.join(valid)}")
 
 
 class StopOnNonFiniteLoss(tf_keras.callbacks.Callback):

@@ -5,19 +5,26 @@ list into (a) the raw feature spec the Beam job and the serving signature parse,
 (b) the top-level ``preprocessing_fn`` TFT analyses, and (c) the cardinalities the model
 reads back from the transform output. Labels, keys and ground truth are passed through
 untouched and are never features.
+
+A multivalued categorical feature is a variable-length list of strings per row: raw it is a
+``VarLenFeature`` (a ``tf.SparseTensor`` inside ``preprocessing_fn``), transformed a sparse list
+of vocabulary (or hash) ids that the model mean-pools.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Mapping, Sequence
+from typing import Literal, Mapping, Sequence, Union
 
 import ctrcvr  # noqa: F401  (Keras 2 before TensorFlow)
 import tensorflow as tf
 import tensorflow_transform as tft
 
 from ctrcvr.config import Config, FeatureConfig
+from transforms.vocabulary import VocabularySpec, vocabularies
 
 TRANSFORMED_SUFFIX = "_xf"
+ColumnKind = Literal["string", "string_list", "float", "int"]
+_DTYPES = {"string": tf.string, "string_list": tf.string, "float": tf.float32, "int": tf.int64}
 
 
 def transformed_name(name: str) -> str:
@@ -33,35 +40,51 @@ class Schema:
     labels: tuple[str, ...]
     ground_truth: tuple[str, ...]
     keys: tuple[str, ...]
+    task: str = "conversion"
 
     @classmethod
     def from_config(cls, config: Config) -> "Schema":
         lab = config.labels
         keys = tuple(k for k in lab.keys)
-        return cls(tuple(config.features), (lab.click, lab.conversion), tuple(lab.ground_truth), keys)
+        return cls(tuple(config.features), (lab.click, lab.conversion), tuple(lab.ground_truth), keys, lab.task)
 
     @property
     def passthrough(self) -> tuple[str, ...]:
         """Columns copied to the output unchanged: labels, ground truth, keys."""
-        return self.labels + self.ground_truth + self.keys
+        return self.labels + self.ground_truth + tuple(k for k in self.keys if k not in self.labels)
+
+    def column_kinds(self) -> dict[str, ColumnKind]:
+        """The kind of every raw column the pipeline reads: string, string_list, float or int.
+
+        Labels are int (0/1), except a survey rating (float, 0 when there is no response).
+        """
+        kinds: dict[str, ColumnKind] = {
+            f.name: ("string_list" if f.multivalued else "string") if f.kind == "categorical" else "float"
+            for f in self.features}
+        kinds.update({name: "int" for name in self.labels})
+        if self.task == "survey":
+            kinds[self.labels[1]] = "float"
+        kinds.update({name: "float" for name in self.ground_truth})
+        kinds.update({name: "string" for name in self.keys if name not in kinds})
+        return kinds
 
     def column_types(self) -> dict[str, tf.dtypes.DType]:
         """The dtype of every raw column the pipeline reads."""
-        types = {f.name: tf.string if f.kind == "categorical" else tf.float32 for f in self.features}
-        types.update({name: tf.int64 for name in self.labels})
-        types.update({name: tf.float32 for name in self.ground_truth})
-        types.update({name: tf.string for name in self.keys if name not in types})
-        return types
+        return {name: _DTYPES[kind] for name, kind in self.column_kinds().items()}
 
-    def raw_feature_spec(self) -> dict[str, tf.io.FixedLenFeature]:
+    def raw_feature_spec(self) -> dict[str, Union[tf.io.FixedLenFeature, tf.io.VarLenFeature]]:
         """Spec of the raw metadata written next to ``transform_fn`` (no defaults: TFT forbids them)."""
-        return {name: tf.io.FixedLenFeature([], dtype) for name, dtype in self.column_types().items()}
+        return {name: tf.io.VarLenFeature(tf.string) if kind == "string_list"
+                else tf.io.FixedLenFeature([], _DTYPES[kind]) for name, kind in self.column_kinds().items()}
 
-    def serving_feature_spec(self) -> dict[str, tf.io.FixedLenFeature]:
-        """Spec the serving signature parses: features only, each with a default so it may be omitted."""
+    def serving_feature_spec(self) -> dict[str, Union[tf.io.FixedLenFeature, tf.io.VarLenFeature]]:
+        """Spec the serving signature parses: features only, each with a default so it may be omitted
+        (a multivalued feature that is omitted is an empty list)."""
         spec = {}
         for f in self.features:
-            if f.kind == "categorical":
+            if f.multivalued:
+                spec[f.name] = tf.io.VarLenFeature(tf.string)
+            elif f.kind == "categorical":
                 spec[f.name] = tf.io.FixedLenFeature([], tf.string, default_value=str(f.default or ""))
             else:
                 spec[f.name] = tf.io.FixedLenFeature([], tf.float32, default_value=float(f.default or 0.0))
@@ -71,20 +94,27 @@ class Schema:
 def preprocessing_fn(inputs: Mapping[str, tf.Tensor], schema: Schema) -> dict[str, tf.Tensor]:
     """TFT preprocessing: one transform per declared feature, passthrough for everything else.
 
+    Every vocabulary comes from one analyzer (``transforms.vocabulary``): the same files and ids
+    as ``tft.compute_and_apply_vocabulary(vocab_filename=name)``, in one pass instead of one each.
     Bind ``schema`` with ``functools.partial`` before handing this to TFT.
     """
-    outputs = {transformed_name(f.name): _transform(f, inputs[f.name]) for f in schema.features}
+    specs = [VocabularySpec(f.name, f.top_k, f.frequency_threshold)
+             for f in schema.features if f.transform == "vocabulary"]
+    paths = vocabularies(inputs, specs) if specs else {}
+    outputs = {transformed_name(f.name): _transform(f, inputs[f.name], paths.get(f.name)) for f in schema.features}
     for name in schema.passthrough:
         outputs[name] = tf.identity(inputs[name])
     return outputs
 
 
-def _transform(feature: FeatureConfig, x: tf.Tensor) -> tf.Tensor:
+def _transform(feature: FeatureConfig, x: tf.Tensor, vocabulary=None) -> tf.Tensor:
     if feature.transform == "vocabulary":
-        return tft.compute_and_apply_vocabulary(
-            x, top_k=feature.top_k, frequency_threshold=feature.frequency_threshold,
-            num_oov_buckets=feature.num_oov_buckets, vocab_filename=feature.name)
+        return tft.apply_vocabulary(x, deferred_vocab_filename_tensor=vocabulary,
+                                    num_oov_buckets=feature.num_oov_buckets)
     if feature.transform == "hash":
+        if isinstance(x, tf.SparseTensor):
+            return tf.SparseTensor(x.indices, tf.strings.to_hash_bucket_fast(x.values, feature.hash_buckets),
+                                   x.dense_shape)
         return tf.strings.to_hash_bucket_fast(x, feature.hash_buckets)
     if feature.transform == "zscore":
         return tft.scale_to_z_score(x)

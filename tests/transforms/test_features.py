@@ -64,3 +64,58 @@ def test_serving_spec_has_features_only_with_defaults():
     spec = Schema.from_config(CONFIG).serving_feature_spec()
     assert set(spec) == {"user", "city", "price", "age"}
     assert spec["user"].dtype == tf.string and spec["price"].default_value == 0.0
+
+
+# ---------------------------------------------------------------------- multivalued, hashing, vocabularies
+MULTI = config_from_dict({
+    "features": [
+        {"name": "tags", "kind": "categorical", "multivalued": True},
+        {"name": "tag_hash", "kind": "categorical", "multivalued": True, "transform": "hash", "hash_buckets": 7},
+        {"name": "item", "kind": "categorical", "transform": "hash", "hash_buckets": 5},
+        {"name": "price", "kind": "numeric", "transform": "bucketize", "num_buckets": 2},
+    ],
+    "labels": {"ground_truth": [], "keys": []},
+})
+MULTI_ROWS = [
+    {"tags": [b"x", b"y"], "tag_hash": [b"x", b"y"], "item": b"i1", "price": 1.0, "click": 1, "conversion": 0},
+    {"tags": [], "tag_hash": [], "item": b"i2", "price": 10.0, "click": 0, "conversion": 0},
+    {"tags": [b"y"], "tag_hash": [b"y"], "item": b"i1", "price": 100.0, "click": 0, "conversion": 0},
+]
+
+
+@pytest.fixture(scope="module")
+def multi(tmp_path_factory):
+    schema = Schema.from_config(MULTI)
+    metadata = tft.DatasetMetadata.from_feature_spec(schema.raw_feature_spec())
+    with tft_beam.Context(temp_dir=str(tmp_path_factory.mktemp("tft"))):
+        (rows, _), transform_fn = ((MULTI_ROWS, metadata)
+                                   | tft_beam.AnalyzeAndTransformDataset(functools.partial(preprocessing_fn,
+                                                                                           schema=schema)))
+    return rows
+
+
+def test_multivalued_features_are_variable_length_in_raw_and_serving_specs():
+    schema = Schema.from_config(MULTI)
+    assert isinstance(schema.raw_feature_spec()["tags"], tf.io.VarLenFeature)
+    assert isinstance(schema.serving_feature_spec()["tags"], tf.io.VarLenFeature)
+    assert schema.column_kinds()["tags"] == "string_list" and schema.column_kinds()["item"] == "string"
+
+
+def test_multivalued_vocabulary_and_hash_keep_each_rows_list(multi):
+    assert [list(r["tags_xf"]) for r in multi] == [[1, 0], [], [0]]  # y (2x) -> 0, x -> 1
+    expected = tf.strings.to_hash_bucket_fast([b"x", b"y"], 7).numpy().tolist()
+    assert [list(r["tag_hash_xf"]) for r in multi] == [expected, [], expected[1:]]
+    items = tf.strings.to_hash_bucket_fast([b"i1", b"i2", b"i1"], 5).numpy().tolist()
+    assert [r["item_xf"] for r in multi] == items
+
+
+def test_vocabulary_order_threshold_and_top_k_follow_tft():
+    from transforms.vocabulary import VocabularySpec, ordered_vocabulary
+    counts = {b"a": 3, b"b": 1, b"c": 3, b"d": 2}
+    assert ordered_vocabulary(counts, VocabularySpec("f")) == [b"c", b"a", b"d", b"b"]  # ties: token descending
+    assert ordered_vocabulary(counts, VocabularySpec("f", frequency_threshold=2)) == [b"c", b"a", b"d"]
+    assert ordered_vocabulary(counts, VocabularySpec("f", top_k=2)) == [b"c", b"a"]
+
+
+def test_quantile_buckets(multi):
+    assert [r["price_xf"] for r in multi] == [0, 1, 1]  # 2 quantile buckets: the median splits them

@@ -1,0 +1,188 @@
+"""Training throughput: ESMM and Multi-DR with the seed-003 Ali-CCP architecture, from TFRecord shards.
+
+    .venv/bin/python benchmarks/train.py [--rows 300000] [--epochs 3] [--workdir DIR] [--models esmm,multi_dr]
+
+Architecture (seed 003 §4.5.1): 20 categorical fields × 18-dim embeddings, one table per field;
+towers 512-256-128-32-1; batch 1024; legacy (fused) Adam, lr 2e-4; embedding gradients densified
+(``train.dense_embedding_gradients``); the input pipeline in a private one-thread pool
+(``train.input_threads: 1``: on 2 cores TensorFlow's shared pool competes with the train step).
+Data: ``--rows`` synthetic transformed examples written as gzip TFRecord shards in the layout the
+preprocessing job writes (``<field>_xf`` int64 ids, ``click``, ``conversion``), read back through
+:func:`trainer.input.make_dataset` with the default shuffle buffer and :func:`trainer.train.input_options`,
+as ``trainer.train.train`` reads them. Table sizes are fixed (≈ 181k rows in all); ids are Zipf-like.
+
+Reported per model: examples/s (median over epochs, after a warm-up epoch that traces and
+fills the shuffle buffer), the dense FLOP rate of the towers (3 × 2 × Σ kernel sizes per
+example: forward + two backward matmuls) and its fraction of a matmul ceiling measured in the
+same process (1024×512 @ 512×512 in a tf.function). Target: ≥ 65 % of the ceiling for ESMM.
+Run it alone on the machine.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Optional
+
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tf_keras  # noqa: E402
+
+from ctrcvr.config import config_from_dict  # noqa: E402
+from trainer.estimators import get_estimator  # noqa: E402
+from trainer.input import make_dataset  # noqa: E402
+from trainer.layers import FeatureEmbedding  # noqa: E402
+from trainer.model import MultiTaskModel  # noqa: E402
+from trainer.train import input_options  # noqa: E402
+
+CARDINALITIES = [50_000, 50_000, 30_000, 20_000, 10_000, 8_000, 5_000, 3_000, 2_000, 1_000,
+                 500, 300, 200, 100, 100, 50, 30, 24, 10, 5]  # + 1 OOV bucket each
+FIELDS = [f"f{i:02d}" for i in range(len(CARDINALITIES))]
+SHARDS = 4
+
+
+def matmul_ceiling(seconds: float = 3.0) -> float:
+    """GFLOP/s of a 1024×512 @ 512×512 float32 matmul in a tf.function (best of 5 timed blocks)."""
+    a, b = tf.random.normal([1024, 512]), tf.random.normal([512, 512])
+
+    @tf.function
+    def block(a, b):
+        acc = tf.zeros([1024, 512])
+        for _ in tf.range(50):
+            acc += tf.matmul(a, b)
+        return acc
+
+    block(a, b).numpy()
+    flops, best = 2 * 1024 * 512 * 512 * 50, 0.0
+    deadline = time.perf_counter() + seconds
+    for _ in range(5):
+        start = time.perf_counter()
+        block(a, b).numpy()
+        best = max(best, flops / (time.perf_counter() - start) / 1e9)
+        if time.perf_counter() > deadline:
+            break
+    return best
+
+
+def write_shards(out: Path, rows: int, seed: int = 0) -> list[str]:
+    """Synthetic transformed examples, gzip TFRecords, as the preprocessing job writes them."""
+    rng = np.random.default_rng(seed)
+    out.mkdir(parents=True, exist_ok=True)
+    ids = {f: np.minimum(rng.zipf(1.3, rows) - 1, c) for f, c in zip(FIELDS, CARDINALITIES)}
+    logit = sum(rng.normal(0, 0.3, c + 1)[ids[f]] for f, c in zip(FIELDS, CARDINALITIES))
+    click = (rng.random(rows) < 1 / (1 + np.exp(3.2 - logit))).astype(np.int64)
+    conversion = click * (rng.random(rows) < 0.1)
+    files = []
+    options = tf.io.TFRecordOptions(compression_type="GZIP", compression_level=1)
+    for s in range(SHARDS):
+        path = out / f"part-{s:05d}.tfrecord.gz"
+        with tf.io.TFRecordWriter(str(path), options) as writer:
+            for i in range(s, rows, SHARDS):
+                feature = {f"{f}_xf": _int(ids[f][i]) for f in FIELDS}
+                feature.update(click=_int(click[i]), conversion=_int(conversion[i]))
+                writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+        files.append(str(path))
+    return files
+
+
+def _int(v) -> tf.train.Feature:
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v)]))
+
+
+def benchmark(name: str, files: list[str], rows: int, epochs: int, in_memory: bool = False,
+              input_threads: Optional[int] = 1) -> dict:
+    config = config_from_dict({
+        "features": [{"name": f, "kind": "categorical"} for f in FIELDS],
+        "model": {"name": name, "embedding_dim": 18, "tower": {"units": [512, 256, 128, 32]}},
+        "train": {"batch_size": 1024, "learning_rate": 2e-4, "dense_embedding_gradients": True,
+                  "input_threads": input_threads}})
+    spec = {f"{f}_xf": tf.io.FixedLenFeature([], tf.int64) for f in FIELDS}
+    spec.update(click=tf.io.FixedLenFeature([], tf.int64), conversion=tf.io.FixedLenFeature([], tf.int64))
+    dataset = make_dataset(files, spec, 1024, config.train.shuffle_buffer, seed=0, drop_remainder=True)
+    dataset = dataset.with_options(input_options(config.train))
+    if in_memory:  # parsed batches cached by the warm-up epoch: the model step alone, for reference
+        dataset = dataset.cache()
+    sizes = {f: c + 1 for f, c in zip(FIELDS, CARDINALITIES)}
+    estimator = get_estimator(name)(config.model)
+    model = MultiTaskModel(lambda g: FeatureEmbedding(config.features, sizes, 18, name=f"embedding_{g}"),
+                           estimator, config, name=name)
+    model(next(iter(dataset)))
+    model.compile(optimizer=tf_keras.optimizers.legacy.Adam(config.train.learning_rate))
+    timer = EpochTimer()
+    model.fit(dataset, epochs=epochs + 1, callbacks=[timer], verbose=0)
+    steps = rows // 1024
+    rates = [steps * 1024 / s for s in timer.seconds[1:]]  # epoch 1 traces and fills the shuffle buffer
+    macs = sum(int(np.prod(v.shape)) for t in model.towers.values() for v in t.trainable_variables
+               if "kernel" in v.name)
+    return {"model": name, "examples_per_s": float(np.median(rates)), "epochs_examples_per_s": rates,
+            "train_flop_per_example": 6 * macs, "first_epoch_s": timer.seconds[0]}
+
+
+class EpochTimer(tf_keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.seconds: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def input_only(files: list[str], rows: int) -> float:
+    """Examples/s of the input pipeline alone (read, decompress, shuffle, batch, parse)."""
+    spec = {f"{f}_xf": tf.io.FixedLenFeature([], tf.int64) for f in FIELDS}
+    spec.update(click=tf.io.FixedLenFeature([], tf.int64), conversion=tf.io.FixedLenFeature([], tf.int64))
+    ds = make_dataset(files, spec, 1024, 20_000, seed=0, drop_remainder=True)
+    for _ in ds:
+        pass
+    start = time.perf_counter()
+    n = sum(1 for _ in ds)
+    return n * 1024 / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=300_000)
+    parser.add_argument("--epochs", type=int, default=3, help="timed epochs (after one warm-up epoch)")
+    parser.add_argument("--models", default="esmm,multi_dr")
+    parser.add_argument("--workdir", help="keep the shards here (default: a temporary directory)")
+    parser.add_argument("--input-threads", type=int, default=1,
+                        help="train.input_threads (0 = TensorFlow's shared pool); default 1")
+    parser.add_argument("--in-memory", action="store_true",
+                        help="also time each model on parsed batches cached in memory (no input pipeline)")
+    args = parser.parse_args()
+    tf_keras.utils.set_random_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(args.workdir or tmp)
+        started = time.perf_counter()
+        files = sorted(str(p) for p in work.glob("part-*.tfrecord.gz")) or write_shards(work, args.rows)
+        print(f"shards: {len(files)} files, {args.rows} rows ({time.perf_counter() - started:.0f}s)", flush=True)
+        ceiling = matmul_ceiling()
+        print(f"matmul ceiling (1024x512 @ 512x512, tf.function): {ceiling:.1f} GFLOP/s", flush=True)
+        print(f"input pipeline alone: {input_only(files, args.rows):,.0f} examples/s", flush=True)
+        results = []
+        for name in args.models.split(","):
+            for in_memory in (False, True) if args.in_memory else (False,):
+                r = benchmark(name, files, args.rows, args.epochs, in_memory, args.input_threads or None)
+                gflops = r["examples_per_s"] * r["train_flop_per_example"] / 1e9
+                r.update(source="memory" if in_memory else "tfrecords", tower_gflop_per_s=gflops,
+                         fraction_of_ceiling=gflops / ceiling, ceiling_gflop_per_s=ceiling)
+                results.append(r)
+                print(f"{name:10s} {r['source']:9s} {r['examples_per_s']:>9,.0f} examples/s (epochs: "
+                      f"{', '.join(f'{x:,.0f}' for x in r['epochs_examples_per_s'])}), {gflops:.1f} GFLOP/s = "
+                      f"{100 * r['fraction_of_ceiling']:.1f} % of the ceiling", flush=True)
+        print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""``ctrcvr compare``: the run plan, the mean ± std table on hand-made numbers, and a tiny run end to end."""
+import math
+
+import pandas as pd
+import pytest
+
+from ctrcvr.config import config_from_dict
+from trainer.compare import markdown_table, plan_runs, summarise, train_runs, write_outputs
+
+
+def test_plan_covers_models_times_seeds_then_the_sweeps():
+    config = config_from_dict({"seed": 7, "model": {"ipw": {"tau": 0.01}}, "compare": {
+        "models": ["esmm", "multi_ipw"], "seeds": 2, "tau_percent_sweep": [0.5, 0.9], "undersample_sweep": [1.5],
+        "sweep_seeds": 1}})
+    runs = plan_runs(config)
+    assert [(r.label, r.config.model.name, r.config.seed) for r in runs] == [
+        ("esmm", "esmm", 7), ("esmm", "esmm", 8), ("multi_ipw", "multi_ipw", 7), ("multi_ipw", "multi_ipw", 8),
+        ("multi_ipw τ%=0.5", "multi_ipw", 7), ("multi_ipw τ%=0.9", "multi_ipw", 7), ("multi_dr λ=1.5", "multi_dr", 7)]
+    swept = runs[4].config.model.ipw
+    assert swept.tau is None and swept.tau_percent == 0.5, "a τ% point replaces the absolute τ"
+    assert runs[6].config.model.undersample_rate == 1.5 and runs[6].sweep == "undersample"
+    assert config.model.ipw.tau == 0.01, "the base config is left alone"
+
+
+def test_plan_fails_early_on_an_invalid_sweep_value():
+    config = config_from_dict({"compare": {"models": [], "tau_percent_sweep": [1.5]}})
+    with pytest.raises(ValueError, match="tau_percent"):
+        plan_runs(config)
+
+
+def test_summary_is_mean_and_sample_std_over_seeds():
+    runs = pd.DataFrame({"run": ["a", "a", "a", "b"], "auc": [0.6, 0.7, 0.8, 0.5], "bias": [0.1, 0.1, 0.1, -0.2]})
+    summary = summarise(runs, ["auc", "bias", "absent"])
+    assert list(summary.index) == ["a", "b"] and summary.loc["a", "seeds"] == 3
+    assert summary.loc["a", "auc_mean"] == pytest.approx(0.7)
+    assert summary.loc["a", "auc_std"] == pytest.approx(math.sqrt(((0.1 ** 2) * 2) / 2))
+    assert summary.loc["b", "auc_std"] == 0.0
+    table = markdown_table(summary, ["auc", "bias"]).splitlines()
+    assert table[0] == "| model | seeds | auc | bias |"
+    assert table[2] == "| a | 3 | 0.7000 ± 0.1000 | 0.1000 ± 0.0000 |"
+    assert table[3] == "| b | 1 | 0.5000 ± 0.0000 | -0.2000 ± 0.0000 |"
+
+
+def test_compare_trains_every_run_on_the_same_data_and_writes_table_csv_and_plots(tiny_run, tmp_path):
+    config = config_from_dict({**tiny_run["config"].model_dump(mode="json"),
+                               "train": {"epochs": 1, "batch_size": 256, "steps_per_epoch": 3},
+                               "compare": {"models": ["base", "multi_ipw"], "seeds": 2,
+                                           "tau_percent_sweep": [0.5], "sweep_seeds": 1}})
+    data_dir = tiny_run["dir"] / "data" / "transformed"
+    runs = pd.DataFrame(train_runs(plan_runs(config), data_dir, tmp_path))
+    assert len(runs) == 5 and runs["cvr_auc_entire_space"].notna().all()
+    result = write_outputs(runs, config, tmp_path)
+    lines = result["table"].splitlines()
+    assert [line.split(" | ")[0] for line in lines[2:]] == ["| base", "| multi_ipw"]
+    assert " ± " in lines[2] and "| 2 |" in lines[2]
+    for name in ("runs.csv", "summary.md", "summary.csv", "compare.png", "sweep_tau_percent.png", "sweeps.md"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    assert pd.read_csv(tmp_path / "summary.csv", index_col="model").loc["multi_ipw", "seeds"] == 2

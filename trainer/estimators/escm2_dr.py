@@ -1,0 +1,33 @@
+"""ESCM²-DR (Wang et al., SIGIR 2022; seed 002 baselines): ESMM plus a counterfactual DR regulariser.
+
+    L = 1/|D| Σ BCE(o, pCTR) + 1/|D| Σ BCE(o·r, pCTR·pCVR)
+        + λ_c · 1/|D| Σ [ê + o·(e − ê)/p̂]  +  w_e · 1/|D| Σ o·(e − ê)²/p̂
+
+λ_c = ``model.counterfactual_weight``, w_e = ``model.imputation_weight``; the DR and imputation
+terms are Multi-DR's (:mod:`trainer.propensity`), on the shared embeddings.
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+
+from trainer.estimators.base import Estimator, Labels
+from trainer.losses import bce_of_product, mean_bce
+from trainer.propensity import PropensityWeighting
+
+
+class Escm2Dr(Estimator):
+    name = "escm2_dr"
+    towers = ("ctr", "cvr", "imp")
+    terms = ("ctr", "ctcvr", "cvr", "imputation")
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.weighting = PropensityWeighting(config)
+
+    def loss(self, y: Labels, logits):
+        l_ctr = mean_bce(y.click, logits["ctr"])
+        l_ctcvr = tf.reduce_mean(bce_of_product(y.click * y.conversion, logits["ctr"], logits["cvr"]))
+        l_dr, l_imp = self.weighting.dr_cvr_losses(y, logits)
+        total = (l_ctr + l_ctcvr + self.config.counterfactual_weight * l_dr
+                 + self.config.imputation_weight * l_imp)
+        return {"loss": total, "ctr": l_ctr, "ctcvr": l_ctcvr, "cvr": l_dr, "imputation": l_imp}

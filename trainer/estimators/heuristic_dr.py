@@ -1,0 +1,33 @@
+"""Heuristic DR (seed 003 §4.2.2): DR whose imputation is a constant guess, not a model.
+
+Every exposure is assumed to convert with probability η (``model.heuristic_eta``; the paper
+tries 0.0005 … 0.01), so ê = e(η, r̂) and
+
+    L = 1/|D| Σ_D BCE(o, p̂)  +  1/|D| Σ_D [e(η, r̂) + o·(e(r, r̂) − e(η, r̂))/p̂]
+
+with the shared-embedding CTR tower as propensity, as in Multi-DR.
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+
+from trainer.estimators.base import Estimator, Labels
+from trainer.losses import bce_with_logits, mean_bce
+from trainer.propensity import PropensityWeighting, heuristic_imputation
+
+
+class HeuristicDr(Estimator):
+    name = "heuristic_dr"
+    terms = ("ctr", "cvr")
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.weighting = PropensityWeighting(config)
+
+    def loss(self, y: Labels, logits):
+        o, z_cvr = y.click, logits["cvr"]
+        l_ctr = mean_bce(o, logits["ctr"])
+        e = bce_with_logits(y.conversion, z_cvr)
+        imputation = heuristic_imputation(z_cvr, self.config.heuristic_eta)
+        l_dr = self.weighting.dr_loss(o, e, imputation, tf.sigmoid(logits["ctr"]), self.weighting.mask(o))
+        return {"loss": l_ctr + l_dr, "ctr": l_ctr, "cvr": l_dr}

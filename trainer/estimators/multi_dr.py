@@ -1,0 +1,30 @@
+"""Multi-DR (Zhang et al., WWW 2020; seed 003 eq. 9): Multi-IPW plus an imputation tower for ê.
+
+    L = 1/|D| Σ_D BCE(o, p̂)  +  1/|D| Σ_D [ê + o·(e − ê)/p̂]  +  w_e · 1/|D| Σ_D o·(e − ê)²/p̂
+
+CTR, CVR and imputation towers share the embeddings Φ. The last term is the imputation model's
+own loss L_e (Wang et al. 2019), weighted by ``model.imputation_weight``; in the DR term ê is a
+target for the CVR tower. D may be under-sampled (``model.undersample_rate``, λ in seed 003 §5.3).
+See :mod:`trainer.propensity` for ê and the weights.
+"""
+from __future__ import annotations
+
+from trainer.estimators.base import Estimator, Labels
+from trainer.losses import mean_bce
+from trainer.propensity import PropensityWeighting
+
+
+class MultiDr(Estimator):
+    name = "multi_dr"
+    towers = ("ctr", "cvr", "imp")
+    terms = ("ctr", "cvr", "imputation")
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.weighting = PropensityWeighting(config)
+
+    def loss(self, y: Labels, logits):
+        l_ctr = mean_bce(y.click, logits["ctr"])
+        l_dr, l_imp = self.weighting.dr_cvr_losses(y, logits)
+        total = l_ctr + l_dr + self.config.imputation_weight * l_imp
+        return {"loss": total, "ctr": l_ctr, "cvr": l_dr, "imputation": l_imp}

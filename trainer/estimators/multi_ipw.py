@@ -1,0 +1,25 @@
+"""Multi-IPW (Zhang et al., WWW 2020; seed 003 eq. 5): propensity = pCTR of the shared-embedding CTR tower.
+
+    L = 1/|D| Σ_D BCE(o, p̂(x; θ_CTR, Φ))  +  1/|D| Σ_D o·e(r, r̂(x; θ_CVR, Φ)) / p̂(x; θ_CTR, Φ)
+
+trained over the exposure space D; 1/p̂ is bounded and (by default) detached as ``model.ipw`` says.
+"""
+from __future__ import annotations
+
+from trainer.estimators.base import Estimator, Labels
+from trainer.losses import mean_bce
+from trainer.propensity import PropensityWeighting
+
+
+class MultiIpw(Estimator):
+    name = "multi_ipw"
+    terms = ("ctr", "cvr")
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.weighting = PropensityWeighting(config)
+
+    def loss(self, y: Labels, logits):
+        l_ctr = mean_bce(y.click, logits["ctr"])
+        l_cvr = self.weighting.ipw_cvr_loss(y, logits)
+        return {"loss": l_ctr + l_cvr, "ctr": l_ctr, "cvr": l_cvr}
