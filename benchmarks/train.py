@@ -14,7 +14,8 @@ as ``trainer.train.train`` reads them. Table sizes are fixed (≈ 181k rows in a
 Reported per model: examples/s (median over epochs, after a warm-up epoch that traces and
 fills the shuffle buffer), the dense FLOP rate of the towers (3 × 2 × Σ kernel sizes per
 example: forward + two backward matmuls) and its fraction of a matmul ceiling measured in the
-same process (1024×512 @ 512×512 in a tf.function). Target: ≥ 65 % of the ceiling for ESMM.
+same process (1024×512 @ 512×512 in a tf.function, see :func:`matmul_ceiling`). Target: ≥ 65 % of
+the ceiling for ESMM.
 Run it alone on the machine.
 """
 from __future__ import annotations
@@ -49,27 +50,39 @@ FIELDS = [f"f{i:02d}" for i in range(len(CARDINALITIES))]
 SHARDS = 4
 
 
-def matmul_ceiling(seconds: float = 3.0) -> float:
-    """GFLOP/s of a 1024×512 @ 512×512 float32 matmul in a tf.function (best of 5 timed blocks)."""
+def matmul_ceiling(blocks: int = 5) -> dict[str, float]:
+    """GFLOP/s of a 1024×512 @ 512×512 float32 matmul in a tf.function, best of ``blocks`` timed blocks.
+
+    ``per_call``: the function computes one matmul and is called 100 times per block (the BRIEF's
+    ≈ 125 GFLOP/s figure and its 66 % target are against this); ``in_graph``: 50 matmuls in one call,
+    no per-call overhead — a stricter ceiling, also reported.
+    """
     a, b = tf.random.normal([1024, 512]), tf.random.normal([512, 512])
+    flop = 2 * 1024 * 512 * 512
 
     @tf.function
-    def block(a, b):
+    def one(a, b):
+        return tf.matmul(a, b)
+
+    @tf.function
+    def fifty(a, b):
         acc = tf.zeros([1024, 512])
         for _ in tf.range(50):
             acc += tf.matmul(a, b)
         return acc
 
-    block(a, b).numpy()
-    flops, best = 2 * 1024 * 512 * 512 * 50, 0.0
-    deadline = time.perf_counter() + seconds
-    for _ in range(5):
-        start = time.perf_counter()
-        block(a, b).numpy()
-        best = max(best, flops / (time.perf_counter() - start) / 1e9)
-        if time.perf_counter() > deadline:
-            break
-    return best
+    def best(fn, calls, flop_per_call):
+        fn(a, b).numpy()
+        rates = []
+        for _ in range(blocks):
+            start = time.perf_counter()
+            for _ in range(calls):
+                out = fn(a, b)
+            out.numpy()
+            rates.append(flop_per_call * calls / (time.perf_counter() - start) / 1e9)
+        return max(rates)
+
+    return {"per_call": best(one, 100, flop), "in_graph": best(fifty, 1, 50 * flop)}
 
 
 def write_shards(out: Path, rows: int, seed: int = 0) -> list[str]:
@@ -167,8 +180,10 @@ def main() -> None:
         started = time.perf_counter()
         files = sorted(str(p) for p in work.glob("part-*.tfrecord.gz")) or write_shards(work, args.rows)
         print(f"shards: {len(files)} files, {args.rows} rows ({time.perf_counter() - started:.0f}s)", flush=True)
-        ceiling = matmul_ceiling()
-        print(f"matmul ceiling (1024x512 @ 512x512, tf.function): {ceiling:.1f} GFLOP/s", flush=True)
+        ceilings = matmul_ceiling()
+        ceiling = ceilings["per_call"]
+        print(f"matmul ceiling (1024x512 @ 512x512, tf.function): {ceiling:.1f} GFLOP/s per call, "
+              f"{ceilings['in_graph']:.1f} GFLOP/s in one graph (stricter)", flush=True)
         print(f"input pipeline alone: {input_only(files, args.rows):,.0f} examples/s", flush=True)
         results = []
         for name in args.models.split(","):
@@ -176,11 +191,14 @@ def main() -> None:
                 r = benchmark(name, files, args.rows, args.epochs, in_memory, args.input_threads or None)
                 gflops = r["examples_per_s"] * r["train_flop_per_example"] / 1e9
                 r.update(source="memory" if in_memory else "tfrecords", tower_gflop_per_s=gflops,
-                         fraction_of_ceiling=gflops / ceiling, ceiling_gflop_per_s=ceiling)
+                         fraction_of_ceiling=gflops / ceiling, ceiling_gflop_per_s=ceiling,
+                         fraction_of_in_graph_ceiling=gflops / ceilings["in_graph"],
+                         in_graph_ceiling_gflop_per_s=ceilings["in_graph"])
                 results.append(r)
                 print(f"{name:10s} {r['source']:9s} {r['examples_per_s']:>9,.0f} examples/s (epochs: "
                       f"{', '.join(f'{x:,.0f}' for x in r['epochs_examples_per_s'])}), {gflops:.1f} GFLOP/s = "
-                      f"{100 * r['fraction_of_ceiling']:.1f} % of the ceiling", flush=True)
+                      f"{100 * r['fraction_of_ceiling']:.1f} % of the ceiling "
+                      f"({100 * r['fraction_of_in_graph_ceiling']:.1f} % of the in-graph one)", flush=True)
         print(json.dumps(results, indent=2))
 
 

@@ -15,7 +15,8 @@ def test_plan_covers_models_times_seeds_then_the_sweeps():
     runs = plan_runs(config)
     assert [(r.label, r.config.model.name, r.config.seed) for r in runs] == [
         ("esmm", "esmm", 7), ("esmm", "esmm", 8), ("multi_ipw", "multi_ipw", 7), ("multi_ipw", "multi_ipw", 8),
-        ("multi_ipw τ%=0.5", "multi_ipw", 7), ("multi_ipw τ%=0.9", "multi_ipw", 7), ("multi_dr λ=1.5", "multi_dr", 7)]
+        ("multi_ipw τ%=0.5", "multi_ipw", 7), ("multi_ipw τ%=0.9", "multi_ipw", 7),
+        ("multi_dr λ=1.5", "multi_dr", 7)]
     swept = runs[4].config.model.ipw
     assert swept.tau is None and swept.tau_percent == 0.5, "a τ% point replaces the absolute τ"
     assert runs[6].config.model.undersample_rate == 1.5 and runs[6].sweep == "undersample"
