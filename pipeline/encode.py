@@ -7,7 +7,8 @@ of each row is the same sequence of fields with a few varying lengths, so it is 
 all rows at once with numpy: each field is a fixed-width block of bytes in a (rows x width)
 matrix plus the number of its bytes in use per row; one boolean mask then packs the used bytes
 row after row, TFRecord framing included. Only the CRC32C of each record is a per-row call (C).
-Batches with variable-length lists, long strings or long feature names take the C++ encoder.
+Variable-length lists of integers (multivalued ids) are assembled the same way; batches with other
+variable-length lists, long strings or long feature names take the C++ encoder.
 
 Wire format (field number, wire type 2 = length-delimited, so a tag byte is (n << 3) | 2):
     TFRecord = len:uint64le, masked_crc32c(len):uint32le, data, masked_crc32c(data):uint32le
@@ -68,13 +69,18 @@ def _blocks(batch: pa.RecordBatch) -> Optional[list]:
         if not (pa.types.is_list(column.type) or pa.types.is_large_list(column.type)) or column.null_count:
             return None
         offsets = column.offsets.to_numpy()
-        if offsets[-1] - offsets[0] != n or not np.array_equal(np.diff(offsets), np.ones(n, offsets.dtype)):
-            return None
-        values = column.values.slice(offsets[0], n)
+        values = column.values.slice(offsets[0], offsets[-1] - offsets[0])
         kind = values.type
         if len(key) > _MAX_SHORT // 2:
             return None
-        if pa.types.is_floating(kind):
+        if offsets[-1] - offsets[0] != n or not np.array_equal(np.diff(offsets), np.ones(n, offsets.dtype)):
+            if not pa.types.is_integer(kind):  # variable-length lists: integers only (ids of multivalued features)
+                return None
+            entry = _int_list_entry(key, offsets - offsets[0], values.cast(pa.int64()).to_numpy(), n)
+            if entry is None:
+                return None
+            blocks += entry
+        elif pa.types.is_floating(kind):
             blocks += _float_entry(key, values.cast(pa.float32()).to_numpy(zero_copy_only=False), n)
         elif pa.types.is_integer(kind):
             blocks += _int_entry(key, values.cast(pa.int64()).to_numpy(zero_copy_only=False), n)
@@ -114,6 +120,36 @@ def _int_entry(key: bytes, values: np.ndarray, n: int) -> list:
         view[:, 7 + k] = 2 + lp
         view[:, 9 + k] = lp
     return [(len(head), None, head, fill_head), (width, lp, _ZEROS[:width], lambda view: _write_varints(view, u, lp))]
+
+
+def _int_list_entry(key: bytes, offsets: np.ndarray, values: np.ndarray, n: int) -> Optional[list]:
+    # As _int_entry with lp = the bytes of all the row's varints (0A 00, an empty packed field, for none)
+    u = values.astype(np.int64).view(np.uint64)
+    lengths, width = _varint_lengths(u)
+    counts = np.diff(offsets)
+    parent = np.repeat(np.arange(n), counts)
+    ends = np.cumsum(lengths)
+    lp = np.zeros(n, dtype=np.int64)
+    np.add.at(lp, parent, lengths)
+    if len(key) + (int(lp.max()) if n else 0) > _MAX_SHORT:
+        return None
+    start = ends - lengths - np.concatenate([[0], ends])[offsets[:-1]][parent]  # offset within the row
+    digits = np.empty((len(u), width), dtype=np.uint8)
+    _write_varints(digits, u, lengths)
+    head, k = _header(key, bytes([0, 0x1A, 0, 0x0A, 0])), len(key)
+    total = max(int(lp.max()) if n else 0, 1)
+
+    def fill_head(view):
+        view[:, 1] = 8 + k + lp
+        view[:, 5 + k] = 4 + lp
+        view[:, 7 + k] = 2 + lp
+        view[:, 9 + k] = lp
+
+    def fill_digits(view):
+        for j in range(width):
+            has = lengths > j
+            view[parent[has], start[has] + j] = digits[has, j]
+    return [(len(head), None, head, fill_head), (total, lp, np.zeros(total, np.uint8), fill_digits)]
 
 
 def _bytes_entry(key: bytes, values: pa.Array, n: int) -> Optional[list]:

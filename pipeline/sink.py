@@ -57,8 +57,8 @@ class WriteTFRecordShards(beam.PTransform):
 
 
 class _GzipFile:
-    """One gzip output file; ``executor`` encodes, compresses and writes batches in submission order
-    (numpy and zlib release the GIL, so this overlaps with the transform on another core)."""
+    """One gzip output file; ``executor`` encodes (unless that is done), compresses and writes
+    batches in submission order (numpy and zlib release the GIL: this overlaps with the transform)."""
 
     def __init__(self, path: str, level: int, executor: concurrent.futures.Executor):
         self.path = path
@@ -67,13 +67,15 @@ class _GzipFile:
         self._deflate = zlib.compressobj(level, zlib.DEFLATED, 31)  # wbits 31: gzip container
 
     def write(self, batch, encode):
+        """``batch``: a record batch, or its TFRecord bytes already encoded."""
         return self._executor.submit(self._write, batch, encode)
 
     def close(self):
         return self._executor.submit(self._close)
 
     def _write(self, batch, encode) -> None:
-        self._handle.write(self._deflate.compress(encode_tfrecords(batch, encode)))
+        data = batch if isinstance(batch, bytes) else encode_tfrecords(batch, encode)
+        self._handle.write(self._deflate.compress(data))
 
     def _close(self) -> None:
         self._handle.write(self._deflate.flush())
@@ -86,7 +88,8 @@ class _WriteBundles(beam.DoFn):
         self._num_shards, self._level, self._counter = num_shards, level, counter
 
     def setup(self):
-        self._encoder = example_coder.RecordBatchToExamplesEncoder()
+        self._encoder = example_coder.RecordBatchToExamplesEncoder()  # this thread's
+        self._writer_encoder = example_coder.RecordBatchToExamplesEncoder()  # the writer thread's
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tfrecord-gzip")
 
     def start_bundle(self):
@@ -105,7 +108,13 @@ class _WriteBundles(beam.DoFn):
         if len(files) < self._num_shards:
             name = f"{self._directory}/{split}/{TEMP}/{self._bundle}-{len(files):05d}{SUFFIX}"
             files.append(_GzipFile(name, self._level, self._executor))
-        self._submit(files[k].write(batch.drop_columns([self._split_column]), self._encoder.encode))
+        payload = batch.drop_columns([self._split_column])
+        self._settle()
+        if len(self._pending) >= _MAX_PENDING:  # the writer is behind: encode here rather than wait
+            payload = encode_tfrecords(payload, self._encoder.encode)
+        self._pending.append(files[k].write(payload, self._writer_encoder.encode))
+        while len(self._pending) > _MAX_PENDING:
+            self._pending.pop(0).result()
         self._next[split] = (k + 1) % self._num_shards
         Metrics.counter(self._counter[0], self._counter[1].format(split=split)).inc(batch.num_rows)
 
@@ -120,10 +129,10 @@ class _WriteBundles(beam.DoFn):
     def teardown(self):
         self._executor.shutdown(wait=True)
 
-    def _submit(self, future) -> None:
-        self._pending.append(future)
-        while len(self._pending) > _MAX_PENDING or (self._pending and self._pending[0].done()):
-            self._pending.pop(0).result()  # waits, and re-raises a failed write
+    def _settle(self) -> None:
+        """Forgets finished writes (re-raising a failed one)."""
+        while self._pending and self._pending[0].done():
+            self._pending.pop(0).result()
 
 
 def _finalize(keyed, directory: str):

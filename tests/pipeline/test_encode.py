@@ -35,7 +35,18 @@ def test_fast_path_matches_the_cpp_encoder_record_for_record(rows, tmp_path):
         assert tf.train.Example.FromString(a) == tf.train.Example.FromString(b)
 
 
-def test_variable_length_lists_take_the_cpp_encoder(tmp_path):
+@pytest.mark.parametrize("lists", [[[3, 300], [], [7], [2 ** 40, -1, 0]], [[], []], [[1] * 40, [5]]])
+def test_variable_length_integer_lists_match_the_cpp_encoder(lists, tmp_path):
+    batch = pa.RecordBatch.from_arrays([pa.array(lists, pa.large_list(pa.int64())),
+                                        pa.array([[1.0]] * len(lists), pa.large_list(pa.float32()))],
+                                       names=["tags_xf", "price_xf"])
+    for part in (batch, batch.slice(1)):
+        ours = _read(encode_tfrecords(part, ENCODER.encode), tmp_path)
+        assert [tf.train.Example.FromString(r) for r in ours] == [
+            tf.train.Example.FromString(r) for r in ENCODER.encode(part)]
+
+
+def test_variable_length_string_lists_take_the_cpp_encoder(tmp_path):
     batch = pa.RecordBatch.from_arrays([pa.array([[b"a", b"b"], [], [b"c"]], pa.large_list(pa.large_binary()))],
                                        names=["tags_xf"])
     ours = _read(encode_tfrecords(batch, ENCODER.encode), tmp_path)
