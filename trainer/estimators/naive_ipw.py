@@ -7,21 +7,11 @@ independent model, and the CVR model learns from clicks only. w is set by ``mode
 """
 from __future__ import annotations
 
-from trainer.estimators.base import Estimator, Labels
-from trainer.losses import mean_bce
-from trainer.propensity import PropensityWeighting
+from trainer.estimators.multi_ipw import MultiIpw
 
 
-class NaiveIpw(Estimator):
+class NaiveIpw(MultiIpw):
+    """Multi-IPW's loss with nothing shared between the propensity and the CVR model."""
+
     name = "naive_ipw"
-    terms = ("ctr", "cvr")
     embeddings = {"ctr": "propensity", "cvr": "cvr"}
-
-    def __init__(self, config):
-        super().__init__(config)
-        self.weighting = PropensityWeighting(config)
-
-    def loss(self, y: Labels, logits):
-        l_ctr = mean_bce(y.click, logits["ctr"])
-        l_cvr = self.weighting.ipw_cvr_loss(y, logits)
-        return {"loss": l_ctr + l_cvr, "ctr": l_ctr, "cvr": l_cvr}
