@@ -76,3 +76,12 @@ class Estimator:
         p_cvr = tf.sigmoid(logits["cvr"])
         return {"pctr": p_ctr, "pcvr": p_cvr, "pctcvr": p_ctr * p_cvr}
 
+
+
+class WeightedEstimator(Estimator):
+    """An estimator whose loss uses the shared propensity weighting (:mod:`trainer.propensity`)."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__(config)
+        from trainer.propensity import PropensityWeighting
+        self.weighting = PropensityWeighting(config)

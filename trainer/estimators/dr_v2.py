@@ -7,21 +7,10 @@ Multi-DR's loss (:mod:`trainer.estimators.multi_dr`) plus the balancing regulari
 """
 from __future__ import annotations
 
-import tensorflow as tf
-
-from trainer.estimators.base import Labels
+from trainer.estimators.ips_v2 import BalancingRegularised
 from trainer.estimators.multi_dr import MultiDr
-from trainer.propensity import bmse_fields
 
 
-class DrV2(MultiDr):
+class DrV2(BalancingRegularised, MultiDr):
     name = "dr_v2"
     terms = ("ctr", "cvr", "imputation", "bmse")
-
-    def fields(self):
-        return bmse_fields(self.config.bmse)
-
-    def loss(self, y: Labels, logits):
-        terms = super().loss(y, logits)
-        l_bmse = self.weighting.bmse(y.click, tf.sigmoid(logits["ctr"]), logits)
-        return {**terms, "loss": terms["loss"] + self.config.bmse.weight * l_bmse, "bmse": l_bmse}

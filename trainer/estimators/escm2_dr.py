@@ -10,19 +10,14 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from trainer.estimators.base import Estimator, Labels
+from trainer.estimators.base import Labels, WeightedEstimator
 from trainer.losses import bce_of_product, mean_bce
-from trainer.propensity import PropensityWeighting
 
 
-class Escm2Dr(Estimator):
+class Escm2Dr(WeightedEstimator):
     name = "escm2_dr"
     towers = ("ctr", "cvr", "imp")
     terms = ("ctr", "ctcvr", "cvr", "imputation")
-
-    def __init__(self, config):
-        super().__init__(config)
-        self.weighting = PropensityWeighting(config)
 
     def loss(self, y: Labels, logits):
         l_ctr = mean_bce(y.click, logits["ctr"])

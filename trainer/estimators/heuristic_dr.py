@@ -11,18 +11,14 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from trainer.estimators.base import Estimator, Labels
+from trainer.estimators.base import Labels, WeightedEstimator
 from trainer.losses import bce_with_logits, mean_bce
-from trainer.propensity import PropensityWeighting, heuristic_imputation
+from trainer.propensity import heuristic_imputation
 
 
-class HeuristicDr(Estimator):
+class HeuristicDr(WeightedEstimator):
     name = "heuristic_dr"
     terms = ("ctr", "cvr")
-
-    def __init__(self, config):
-        super().__init__(config)
-        self.weighting = PropensityWeighting(config)
 
     def loss(self, y: Labels, logits):
         o, z_cvr = y.click, logits["cvr"]

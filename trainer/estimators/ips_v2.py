@@ -16,9 +16,8 @@ from trainer.estimators.multi_ipw import MultiIpw
 from trainer.propensity import bmse_fields
 
 
-class IpsV2(MultiIpw):
-    name = "ips_v2"
-    terms = ("ctr", "cvr", "bmse")
+class BalancingRegularised:
+    """Mixin: adds λ·BMSE(φ, p̂) to the parent estimator's loss (seed 002 §4.3) and asks the model for φ."""
 
     def fields(self):
         return bmse_fields(self.config.bmse)
@@ -27,3 +26,8 @@ class IpsV2(MultiIpw):
         terms = super().loss(y, logits)
         l_bmse = self.weighting.bmse(y.click, tf.sigmoid(logits["ctr"]), logits)
         return {**terms, "loss": terms["loss"] + self.config.bmse.weight * l_bmse, "bmse": l_bmse}
+
+
+class IpsV2(BalancingRegularised, MultiIpw):
+    name = "ips_v2"
+    terms = ("ctr", "cvr", "bmse")

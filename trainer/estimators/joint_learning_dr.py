@@ -8,21 +8,16 @@ each with its own embeddings. Every training step alternates two updates on the 
 """
 from __future__ import annotations
 
-from trainer.estimators.base import Estimator, Labels, Update
+from trainer.estimators.base import Labels, WeightedEstimator, Update
 from trainer.losses import mean_bce
-from trainer.propensity import PropensityWeighting
 
 
-class JointLearningDr(Estimator):
+class JointLearningDr(WeightedEstimator):
     name = "joint_learning_dr"
     towers = ("ctr", "cvr", "imp")
     terms = ("ctr", "cvr", "imputation", "prediction")
     embeddings = {"ctr": "propensity", "cvr": "prediction", "imp": "imputation"}
     updates = (Update("prediction", ("ctr", "cvr")), Update("imputation", ("imp",)))
-
-    def __init__(self, config):
-        super().__init__(config)
-        self.weighting = PropensityWeighting(config)
 
     def loss(self, y: Labels, logits):
         l_ctr = mean_bce(y.click, logits["ctr"])

@@ -9,19 +9,14 @@ See :mod:`trainer.propensity` for ê and the weights.
 """
 from __future__ import annotations
 
-from trainer.estimators.base import Estimator, Labels
+from trainer.estimators.base import Labels, WeightedEstimator
 from trainer.losses import mean_bce
-from trainer.propensity import PropensityWeighting
 
 
-class MultiDr(Estimator):
+class MultiDr(WeightedEstimator):
     name = "multi_dr"
     towers = ("ctr", "cvr", "imp")
     terms = ("ctr", "cvr", "imputation")
-
-    def __init__(self, config):
-        super().__init__(config)
-        self.weighting = PropensityWeighting(config)
 
     def loss(self, y: Labels, logits):
         l_ctr = mean_bce(y.click, logits["ctr"])

@@ -6,18 +6,13 @@ trained over the exposure space D; 1/p̂ is bounded and (by default) detached as
 """
 from __future__ import annotations
 
-from trainer.estimators.base import Estimator, Labels
+from trainer.estimators.base import Labels, WeightedEstimator
 from trainer.losses import mean_bce
-from trainer.propensity import PropensityWeighting
 
 
-class MultiIpw(Estimator):
+class MultiIpw(WeightedEstimator):
     name = "multi_ipw"
     terms = ("ctr", "cvr")
-
-    def __init__(self, config):
-        super().__init__(config)
-        self.weighting = PropensityWeighting(config)
 
     def loss(self, y: Labels, logits):
         l_ctr = mean_bce(y.click, logits["ctr"])

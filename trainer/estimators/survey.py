@@ -24,21 +24,17 @@ import ctrcvr  # noqa: F401
 import tensorflow as tf
 
 from ctrcvr.config import SurveyConfig
-from trainer.estimators.base import Estimator, Labels
+from trainer.estimators.base import Estimator, Labels, WeightedEstimator
 from trainer.losses import bce_with_logits
-from trainer.propensity import PropensityWeighting, calibrated_logit
+from trainer.propensity import calibrated_logit
 
 SATISFACTION, RESPONSE_RATE = "satisfaction", "response_rate"  # the served outputs
 
 
-class SurveyIpw(Estimator):
+class SurveyIpw(WeightedEstimator):
     name = "survey_ipw"
     towers = ("satisfaction", "response")
     terms = ("satisfaction", "response")
-
-    def __init__(self, config):
-        super().__init__(config)
-        self.weighting = PropensityWeighting(config)
 
     def loss(self, y: Labels, logits):
         o, z_i = y.click, logits["response"]
