@@ -4,7 +4,9 @@ Production serving is TF Serving. This module lets people check an export and de
 clients without it: the server implements the REST predict API
 (``POST /v1/models/<name>[/versions/<v>]:predict`` with row ``instances`` or columnar
 ``inputs``, ``{"b64": ...}`` binary values), model status and metadata, and answers bad
-requests with a 4xx and a JSON ``error``, as TF Serving does. It is for development only.
+requests with a 4xx and a JSON ``error``, as TF Serving does. A multivalued feature of
+``predict_raw`` takes a list of values per row, of any length (the server pads them; TF Serving
+wants the client to pad with ``""``). It is for development only.
 """
 from __future__ import annotations
 
@@ -51,7 +53,9 @@ def resolve_version_dir(path) -> Path:
 # --------------------------------------------------------------------------- serve-check
 def serve_check(model_dir, signature: str = "serving_default") -> dict:
     """Loads the SavedModel with the session loader TF Serving and ``saved_model_cli`` use,
-    replays its warmup requests through the signature by tensor name, and checks the outputs.
+    replays every warmup request through the signature it names, by tensor name, and checks the
+    outputs; requests of different signatures on the same rows (``serving_default`` on tf.Examples,
+    ``predict_raw`` on raw tensors) must agree. ``signature`` must be among the replayed ones.
 
     Returns a summary; raises ``AssertionError`` describing the first failed check.
     """
@@ -61,22 +65,41 @@ def serve_check(model_dir, signature: str = "serving_default") -> dict:
     version_dir = resolve_version_dir(model_dir)
     requests = read_warmup_requests(version_dir)
     assert requests, f"{version_dir}: no warmup requests in assets.extra/"
+    replayed: dict[tuple[str, int], dict] = {}
+    examples = 0
     with tf.compat.v1.Session(graph=tf.Graph()) as session:
         meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(version_dir))
-        assert signature in meta.signature_def, f"no signature {signature!r}; has {sorted(meta.signature_def)}"
-        sig = meta.signature_def[signature]
-        fetch = {name: info.name for name, info in sig.outputs.items()}
-        checked = []
         for request in requests:
+            name = request.model_spec.signature_name or "serving_default"
+            assert name in meta.signature_def, f"no signature {name!r}; has {sorted(meta.signature_def)}"
+            sig = meta.signature_def[name]
+            unknown = sorted(set(request.inputs) - set(sig.inputs))
+            assert not unknown, f"signature {name!r} has no input(s) {unknown}; has {sorted(sig.inputs)}"
             feed = {sig.inputs[k].name: tf.make_ndarray(v) for k, v in request.inputs.items()}
             batch = len(next(iter(feed.values())))
-            outputs = session.run(fetch, feed_dict=feed)
-            checked.append(_check_outputs(outputs, batch))
-    return {"version_dir": str(version_dir), "signatures": sorted(meta.signature_def),
-            "outputs": sorted(fetch), "warmup_requests": len(requests), "examples": sum(checked), "ok": True}
+            outputs = session.run({k: info.name for k, info in sig.outputs.items()}, feed_dict=feed)
+            _check_outputs(outputs, batch)
+            _check_agreement(replayed, name, batch, outputs)
+            examples += batch
+    signatures = sorted({name for name, _ in replayed})
+    assert signature in signatures, f"no warmup request for signature {signature!r} (replayed: {signatures})"
+    return {"version_dir": str(version_dir), "signatures": sorted(meta.signature_def), "replayed": signatures,
+            "outputs": sorted(meta.signature_def[signature].outputs), "warmup_requests": len(requests),
+            "examples": examples, "ok": True}
 
 
-def _check_outputs(outputs: dict, batch: int) -> int:
+def _check_agreement(replayed: dict, name: str, batch: int, outputs: dict) -> None:
+    """Outputs of another signature on a batch of the same size must match: the export writes one
+    request per signature on the same warmup rows."""
+    for (other, size), theirs in replayed.items():
+        if size == batch and other != name:
+            for key in sorted(set(outputs) & set(theirs)):
+                np.testing.assert_allclose(outputs[key], theirs[key], rtol=1e-5, atol=1e-7,
+                                           err_msg=f"{name!r} and {other!r} disagree on {key!r}")
+    replayed[(name, batch)] = outputs
+
+
+def _check_outputs(outputs: dict, batch: int) -> None:
     for name, value in outputs.items():
         assert value.shape[:1] == (batch,), f"output {name!r} has shape {value.shape}, expected ({batch}, ...)"
         assert np.all(np.isfinite(value)), f"output {name!r} has non-finite values"
@@ -85,7 +108,6 @@ def _check_outputs(outputs: dict, batch: int) -> int:
     if {"pctr", "pcvr", "pctcvr"} <= set(outputs):
         np.testing.assert_allclose(outputs["pctcvr"], outputs["pctr"] * outputs["pcvr"], rtol=1e-5,
                                    err_msg="pctcvr must equal pctr * pcvr")
-    return batch
 
 
 # --------------------------------------------------------------------------- REST predict contract
@@ -175,6 +197,8 @@ def _as_list(values, name):
 
 
 def _decode(value):
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
     if isinstance(value, dict):
         if set(value) != {"b64"}:
             raise RequestError(f"binary values are written {{\"b64\": ...}}; got keys {sorted(value)}")
@@ -186,14 +210,29 @@ def _decode(value):
 
 
 def _to_tensor(values: list, spec, name: str):
+    """One input's values -> its tensor. A ``[batch, None]`` string input (a multivalued feature of
+    ``predict_raw``) takes a list of values per row, of any length: rows are padded with ``""``
+    (no value) to the longest, so a client need not pad as TF Serving's own REST API wants."""
     import tensorflow as tf
+    if spec.shape.rank == 2 and spec.dtype == tf.string:
+        if not all(isinstance(v, list) for v in values):
+            raise RequestError(f"input {name!r} is multivalued: give a list of values per row, e.g. [\"a\", \"b\"] "
+                               "or [] for none")
+        from trainer.export import padded_matrix
+        return tf.constant(padded_matrix([[_as_bytes(x, name) for x in v] for v in values]), dtype=tf.string)
     try:
         if spec.dtype == tf.string:
-            values = [v if isinstance(v, bytes) else str(v).encode() for v in values]
+            values = [_as_bytes(v, name) for v in values]
             return tf.constant(values, dtype=tf.string, shape=[len(values)])
         return tf.constant(np.asarray(values, dtype=spec.dtype.as_numpy_dtype).reshape([len(values)]))
     except (ValueError, TypeError) as err:
         raise RequestError(f"input {name!r}: {_short(err)}") from None
+
+
+def _as_bytes(value, name: str) -> bytes:
+    if value is None or isinstance(value, (list, dict)):
+        raise RequestError(f"input {name!r}: expected a string or a number, got a {type(value).__name__}")
+    return value if isinstance(value, bytes) else str(value).encode()
 
 
 def _response(outputs: dict[str, np.ndarray], row_format: bool) -> dict:

@@ -8,7 +8,9 @@ untouched and are never features.
 
 A multivalued categorical feature is a variable-length list of strings per row: raw it is a
 ``VarLenFeature`` (a ``tf.SparseTensor`` inside ``preprocessing_fn``), transformed a sparse list
-of vocabulary (or hash) ids that the model mean-pools.
+of vocabulary (or hash) ids that the model mean-pools. Its values are trimmed and empty values
+dropped inside the graph (:func:`clean_values`), so an empty string is "no value" on every path:
+in training data, in a client's tf.Example, and as the padding of ``predict_raw``'s dense matrix.
 """
 from __future__ import annotations
 
@@ -98,6 +100,7 @@ def preprocessing_fn(inputs: Mapping[str, tf.Tensor], schema: Schema) -> dict[st
     as ``tft.compute_and_apply_vocabulary(vocab_filename=name)``, in one pass instead of one each.
     Bind ``schema`` with ``functools.partial`` before handing this to TFT.
     """
+    inputs = {**inputs, **{f.name: clean_values(inputs[f.name]) for f in schema.features if f.multivalued}}
     specs = [VocabularySpec(f.name, f.top_k, f.frequency_threshold)
              for f in schema.features if f.transform == "vocabulary"]
     paths = vocabularies(inputs, specs) if specs else {}
@@ -105,6 +108,16 @@ def preprocessing_fn(inputs: Mapping[str, tf.Tensor], schema: Schema) -> dict[st
     for name in schema.passthrough:
         outputs[name] = tf.identity(inputs[name])
     return outputs
+
+
+def clean_values(x: tf.SparseTensor) -> tf.SparseTensor:
+    """A multivalued feature's values trimmed, empty ones dropped, re-packed row by row (the
+    column indices of each row stay 0, 1, 2, ... as TFT's VarLen encoding wants)."""
+    values = tf.strings.strip(x.values)
+    keep = tf.strings.length(values) > 0
+    rows = tf.boolean_mask(x.indices[:, 0], keep)
+    ragged = tf.RaggedTensor.from_value_rowids(tf.boolean_mask(values, keep), rows, nrows=x.dense_shape[0])
+    return ragged.to_sparse()
 
 
 def _transform(feature: FeatureConfig, x: tf.Tensor, vocabulary=None) -> tf.Tensor:

@@ -148,9 +148,13 @@ def test_saved_model_cli_run_gives_the_python_outputs(tiny_run, tmp_path):
 def test_serve_check_replays_real_warmup_rows(tiny_run):
     base, version = _version_dir(tiny_run)
     requests = read_warmup_requests(version)
-    assert [len(r.inputs["examples"].string_val) for r in requests] == [1, tiny_run["config"].export.warmup_examples]
+    n = tiny_run["config"].export.warmup_examples
+    assert [(r.model_spec.signature_name, len(r.inputs["examples"].string_val)) for r in requests[:2]] == [
+        ("serving_default", 1), ("serving_default", n)]
+    assert requests[2].model_spec.signature_name == "predict_raw" and len(requests[2].inputs["user_id"].string_val) == n
     summary = serve_check(base)
     assert summary["ok"] and summary["outputs"] == ["pctcvr", "pctr", "pcvr"]
+    assert summary["replayed"] == ["predict_raw", "serving_default"] and summary["examples"] == 1 + 2 * n
     assert {"serving_default", "predict_raw", "transform_features"} <= set(summary["signatures"])
 
 
