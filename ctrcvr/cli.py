@@ -8,6 +8,7 @@ Examples:
     ctrcvr evaluate --config configs/default.yaml --data-dir data/xf --model-dir models/esmm
     ctrcvr export --config configs/default.yaml --data-dir data/xf --model-dir models/esmm --export-dir serving/esmm
     ctrcvr compare --config configs/compare.yaml --output-dir runs/compare
+    ctrcvr compare --config configs/c_ips.yaml --output-dir runs/c_ips    # ratings: MF / IPS / C-IPS variants
 
 Any config key can be overridden: --set train.batch_size=2048 --set model.name=esmm
 """
@@ -44,18 +45,19 @@ def _parser() -> argparse.ArgumentParser:
     commands = {
         "run": ("simulate (if the source is simulated), preprocess, train, evaluate and export, "
                 "all under --output-dir", _run, [_output_dir, _overwrite]),
-        "simulate": ("write simulated exposure and survey logs with ground truth", _simulate,
-                     [_output_dir, _overwrite]),
+        "simulate": ("write simulated exposure and survey logs with ground truth, or MNAR + MAR ratings "
+                     "triplets when data.source is simulated_ratings", _simulate, [_output_dir, _overwrite]),
         "preprocess": ("Beam + TFT: raw logs -> validated, transformed TFRecord shards + transform_fn",
                        _preprocess, [_input, _output_dir, _overwrite]),
         "train": ("train the configured estimator on preprocessed shards", _train,
                   [_data_dir, _model_dir, _overwrite]),
-        "evaluate": ("evaluate a trained model on the eval split; writes metrics.json", _evaluate,
-                     [_data_dir, _model_dir]),
+        "evaluate": ("evaluate a trained model on the eval split (ratings: and the MAR test split); "
+                     "writes metrics.json", _evaluate, [_data_dir, _model_dir]),
         "export": ("export a TF Serving SavedModel (raw tf.Examples in) as a new version", _export,
                    [_data_dir, _model_dir, _export_dir, _input]),
-        "compare": ("train compare.models x compare.seeds (and the τ%/λ sweeps) on the same data; "
-                    "mean ± std table (Markdown, CSV) and plots under --output-dir", _compare,
+        "compare": ("train compare.models (estimator names or {label, model, set} variants) x compare.seeds "
+                    "(and the τ%/λ sweeps) on the same data; mean ± std table (Markdown, CSV) and plots "
+                    "under --output-dir", _compare,
                     [_output_dir, _overwrite, _reuse_data_dir]),
     }
     for name, (help_text, handler, extras) in commands.items():
@@ -120,8 +122,8 @@ def _overwrite(cmd):
 
 
 def _input(cmd):
-    cmd.add_argument("--input", help="the simulator's output directory (when data.source is simulated; "
-                                     "surveys/ when labels.task is survey)")
+    cmd.add_argument("--input", help="the simulator's output directory (when data.source is simulated: "
+                                     "surveys/ when labels.task is survey; or simulated_ratings)")
 
 
 def _data_dir(cmd):
@@ -146,6 +148,11 @@ def _run(args, config):
 
 
 def _compare(args, config):
+    from trainer.compare import plan_runs
+    try:
+        plan_runs(config)  # every run's config valid before anything is simulated or trained
+    except ConfigError as err:
+        raise ConfigError(f"{args.config}: {err}") from None
     result = workflow.compare(config, args.output_dir, overwrite=args.overwrite, data_dir=args.data_dir)
     print()
     print(result["table"])

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator,
+                      model_validator)
 
 
 class ConfigError(ValueError):
@@ -51,10 +52,19 @@ class SplitConfig(_Section):
     """How rows are assigned to train / eval, deterministically."""
 
     by: Literal["hash", "day", "files"] = "hash"
-    key: str = "exposure_id"
+    key: Union[str, list[str]] = Field(
+        "exposure_id", description="hash: the column whose value decides the split, or a list of columns "
+        "hashed together (e.g. [user_id, item_id]: split per rating, not per user)")
     eval_fraction: float = Field(0.2, gt=0, lt=1)
     day_column: str = "day"
     eval_days: list[int] = []
+
+    @field_validator("key")
+    @classmethod
+    def _some_key(cls, value):
+        if isinstance(value, list) and not value:
+            raise ValueError("name at least one key column")
+        return value
 
 
 class AliccpRawConfig(_Section):
@@ -71,7 +81,46 @@ class RatingsConfig(_Section):
     delimiter: Optional[str] = Field(None, description="triplets: field separator; None = tab, comma or spaces")
     header: bool = Field(False, description="triplets: the first line names the columns")
     columns: list[str] = Field(["user_id", "item_id", "rating"], min_length=3, max_length=3)
-    keep_missing: bool = Field(False, description="matrix: emit the 0 (missing) cells too, with observed = 0")
+    unobserved: Union[Literal["all"], int] = Field(
+        0, description="unobserved (user, item) rows (observed = 0, label 0, rating 0) added to the rows of "
+        "train_files, never to test_files, so a propensity model sees every pair D (seed 002): 0 = none; k = k "
+        "random unrated items of the same user per rating; 'all' = the complete users x items matrix. Drawn "
+        "deterministically from the config seed; counted as generated, not read, in the report")
+
+    @field_validator("unobserved")
+    @classmethod
+    def _check_unobserved(cls, value):
+        if isinstance(value, int) and value < 0:
+            raise ValueError("must be 0 (none), a positive count per rating, or 'all'")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_keys(cls, data):
+        if isinstance(data, dict) and "keep_missing" in data:
+            raise ValueError("keep_missing was replaced by unobserved: all (emit every unrated cell)")
+        return data
+
+
+class SimulateRatingsConfig(_Section):
+    """The MNAR ratings world of ``pipeline.simulate_ratings`` (``data.source: simulated_ratings``)."""
+
+    n_users: int = Field(600, gt=0)
+    n_items: int = Field(300, gt=1)
+    n_groups: int = Field(6, gt=0, description="latent taste groups of users")
+    latent_dim: int = Field(4, gt=0)
+    density: float = Field(0.05, gt=0, lt=1, description="share of (user, item) pairs observed in the MNAR set")
+    group_exposure: float = Field(1.5, ge=0, description="how strongly a group's item affinity drives what it rates")
+    self_selection: float = Field(
+        0.8, ge=0, description="log-odds of observing per rating point (0 = MAR given exposure)")
+    test_items: int = Field(10, gt=0, description="MAR items per test user, drawn uniformly at random")
+    test_users: float = Field(0.5, gt=0, le=1, description="share of users in the MAR test set")
+
+    @model_validator(mode="after")
+    def _check_test_items(self):
+        if self.test_items > self.n_items:
+            raise ValueError(f"test_items ({self.test_items}) exceeds n_items ({self.n_items})")
+        return self
 
 
 class DataConfig(_Section):
@@ -79,12 +128,14 @@ class DataConfig(_Section):
 
     simulated: the simulator's shards under ``--input`` (exposures, or surveys when labels.task is survey);
     csv / parquet / survey / aliccp_processed: files with a header (CSV) whose columns are declared in
-    ``features`` and ``labels``; aliccp_raw: the raw Ali-CCP release (see ``aliccp``); ratings: see ``ratings``.
+    ``features`` and ``labels``; aliccp_raw: the raw Ali-CCP release (see ``aliccp``); ratings: see ``ratings``;
+    simulated_ratings: the ratings simulator's MNAR train and MAR test triplets under ``--input``
+    (``ctrcvr simulate`` writes them, world in ``simulate_ratings``), read as ``ratings`` triplets.
     ``test_files`` become their own ``test`` split (e.g. the MAR test set of a ratings dataset).
     """
 
     source: Literal["simulated", "csv", "parquet", "survey", "aliccp_processed", "aliccp_raw",
-                    "ratings"] = "simulated"
+                    "ratings", "simulated_ratings"] = "simulated"
     train_files: list[str] = []
     eval_files: list[str] = []
     test_files: list[str] = []
@@ -349,16 +400,62 @@ class TrainConfig(_Section):
 class EvalConfig(_Section):
     group_by: str = "user_id"
     batch_size: int = Field(8192, gt=0)
+    ranking_ks: list[int] = Field(
+        [1, 3, 5], min_length=1, description="ratings: K of NDCG@K, DCG@K, Recall@K, MAP@K (per user)")
+    snips_power: float = Field(
+        0.5, gt=0, description="ratings: the SNIPS estimate on the MNAR eval split weights by 1/p̂ with "
+        "Rel-MF's popularity propensity p̂(v) = (n(v) / max n)^power, n counted on the train split")
+
+    @field_validator("ranking_ks")
+    @classmethod
+    def _positive_ks(cls, value):
+        if any(k < 1 for k in value):
+            raise ValueError(f"every K must be >= 1, got {value}")
+        return sorted(set(value))
 
 
 class ExportConfig(_Section):
     warmup_examples: int = Field(8, ge=0)
 
 
+class CompareVariant(_Section):
+    """One ``compare.models`` entry with config overrides, e.g.
+    ``{label: "C-IPS K=1", model: c_ips, set: {model.c_ips.n_clusters: 1}}``; ``set`` takes dotted keys
+    under ``model.``, ``train.`` or ``eval.`` (the data are the same for every run)."""
+
+    label: Optional[str] = Field(None, description="its name in tables (default: the model name)")
+    model: str
+    set: dict[str, Any] = {}
+
+    @property
+    def name(self) -> str:
+        return self.label or self.model
+
+
 class CompareConfig(_Section):
     """``ctrcvr compare``: estimators × seeds trained on the same preprocessed data, then tabulated."""
 
-    models: list[str] = ["base", "esmm", "multi_ipw", "multi_dr", "oracle"]
+    models: list[CompareVariant] = Field(
+        ["base", "esmm", "multi_ipw", "multi_dr", "oracle"], validate_default=True,
+        description="estimator names, or named variants {label, model, set: {dotted.key: value}}")
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _names_are_variants(cls, value):
+        return [{"model": v} if isinstance(v, str) else v for v in value] if isinstance(value, list) else value
+
+    @field_serializer("models")
+    def _plain_names(self, models: list[CompareVariant]):
+        return [m.model if m.label is None and not m.set else m.model_dump() for m in models]
+
+    @model_validator(mode="after")
+    def _unique_labels(self):
+        names = [m.name for m in self.models]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"compare.models: two entries are named {', '.join(map(repr, dupes))}; "
+                             "give the variants distinct labels")
+        return self
     seeds: int = Field(3, ge=1, description="training seeds per model: config.seed, config.seed + 1, ...")
     metrics: list[str] = Field(
         ["cvr_auc_entire_space", "ctcvr_auc", "cvr_bias", "cvr_mae_vs_truth", "cvr_auc_clicked", "ctr_auc",
@@ -374,6 +471,7 @@ DEFAULT_RUN_MODELS = ("esmm", "multi_ipw", "multi_dr", "oracle")
 class Config(_Section):
     seed: int = 42
     simulate: SimulateConfig = SimulateConfig()
+    simulate_ratings: SimulateRatingsConfig = SimulateRatingsConfig()
     data: DataConfig = DataConfig()
     features: list[FeatureConfig] = []
     labels: LabelsConfig = LabelsConfig()

@@ -18,9 +18,19 @@ log = logging.getLogger("ctrcvr")
 RESOLVED_CONFIG = "config.resolved.yaml"
 
 
+SIMULATED_SOURCES = ("simulated", "simulated_ratings")
+
+
 def simulate(config: Config, out_dir, overwrite: bool = False) -> dict:
-    from pipeline.simulate import simulate as run_simulator
-    summary = run_simulator(config.simulate, out_dir, seed=config.seed, overwrite=overwrite)
+    """The simulator ``data.source`` names: exposures and surveys (``simulated``, world in ``simulate``),
+    or MNAR + MAR ratings triplets (``simulated_ratings``, world in ``simulate_ratings``)."""
+    if config.data.source == "simulated_ratings":
+        from pipeline.simulate_ratings import simulate_to_files
+        summary = simulate_to_files(config.simulate_ratings, out_dir, seed=config.seed,
+                                    rating_threshold=config.labels.rating_threshold, overwrite=overwrite)
+    else:
+        from pipeline.simulate import simulate as run_simulator
+        summary = run_simulator(config.simulate, out_dir, seed=config.seed, overwrite=overwrite)
     dump_config(config, Path(out_dir) / RESOLVED_CONFIG)
     return summary
 
@@ -28,8 +38,8 @@ def simulate(config: Config, out_dir, overwrite: bool = False) -> dict:
 def preprocess(config: Config, out_dir, raw_dir=None, overwrite: bool = False) -> dict:
     from pipeline.job import run_preprocess
     from pipeline.sources import resolve_inputs
-    report = run_preprocess(config, resolve_inputs(config.data, raw_dir, task=config.labels.task), out_dir,
-                            overwrite=overwrite)
+    inputs = resolve_inputs(config.data, raw_dir, task=config.labels.task, seed=config.seed)
+    report = run_preprocess(config, inputs, out_dir, overwrite=overwrite)
     if "://" in str(out_dir):  # e.g. gs:// on Dataflow
         from pipeline.report import write_text
         write_text(f"{out_dir}/{RESOLVED_CONFIG}", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
@@ -73,7 +83,7 @@ def sample_raw_rows(config: Config, raw_dir=None, n: int = 8):
     if n <= 0:
         return None
     try:
-        path, _ = resolve_inputs(config.data, raw_dir, task=config.labels.task)[0]
+        path, _ = resolve_inputs(config.data, raw_dir, task=config.labels.task, seed=config.seed)[0]
     except (ValueError, FileNotFoundError, IndexError):
         log.warning("no raw input to build warmup requests from; exporting without them")
         return None
@@ -91,10 +101,17 @@ def run(config: Config, out_dir, overwrite: bool = False) -> dict:
         summary = simulate(config, raw)
         log.info("simulated: CTR %.4f, CVR among clicks %.4f, selection-bias ratio %.2f",
                  summary["ctr"], summary["cvr_among_clicks"], summary["selection_bias_ratio"])
+    elif config.data.source == "simulated_ratings":
+        log.info("[1/5] simulating MNAR + MAR ratings -> %s", raw)
+        summary = simulate(config, raw)
+        log.info("simulated: %d MNAR ratings (density %.3f), %d MAR; positive rate MNAR %.3f vs MAR %.3f",
+                 summary["mnar_ratings"], summary["observed_density"], summary["mar_ratings"],
+                 summary["mnar_positive_rate"], summary["mar_positive_rate"])
     log.info("[2/5] preprocessing (Beam %s runner) -> %s", config.preprocess.runner, data)
     report = preprocess(config, data, raw_dir=raw)
-    log.info("preprocessed: %d read, %d written, %d rejected (%.1f rows/s)", report["rows_read"],
-             report["rows_written"], report["rows_rejected"], report["rows_per_second"] or 0)
+    log.info("preprocessed: %d read, %d generated, %d written, %d rejected (%.1f rows/s)", report["rows_read"],
+             report["rows_generated"], report["rows_written"], report["rows_rejected"],
+             report["rows_per_second"] or 0)
     log.info("[3/5] training %s -> %s", config.model.name, model_dir)
     model = train(config, data, model_dir)
     log.info("[4/5] evaluating on the eval split")

@@ -101,7 +101,8 @@ class _ValidateSplit(beam.DoFn):
         path, file_split, table, rows, rejects = element
         outputs, counts = [], collections.Counter()
         self._rejects(rejects, outputs, counts)
-        counts["rows_read"] += table.num_rows + len(rejects)
+        generated = getattr(path, "generated", False)  # rows no file holds (pipeline.ratings.UnobservedPairs)
+        counts["rows_generated" if generated else "rows_read"] += table.num_rows + len(rejects)
         if table.num_rows == 0:
             return outputs, counts
         missing = self._validator.missing_columns(table.column_names)
@@ -115,6 +116,7 @@ class _ValidateSplit(beam.DoFn):
             if split in self._outputs and mask.any():
                 part = clean.filter(mask) if not mask.all() else clean
                 counts[f"{split}:rows"] += part.num_rows
+                counts[f"{split}:generated"] += part.num_rows if generated else 0
                 for name in self._labels:
                     total = np.sum(part.column(name).to_numpy(), dtype=np.float64)
                     counts[f"{split}:sum:{name}"] += int(round(total * MILLI))

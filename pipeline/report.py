@@ -1,5 +1,10 @@
-"""The run report: counts that reconcile (rows read = written + rejected), label rates per split,
-vocabulary sizes, timing; as ``report.json`` and as a table for the console."""
+"""The run report: counts that reconcile (rows read + generated = written + rejected), label rates
+per split, vocabulary sizes, timing; as ``report.json`` and as a table for the console.
+
+Generated rows are the unobserved ratings pairs ``data.ratings.unobserved`` adds (``pipeline.ratings``):
+no file holds them, so they are counted apart from the rows read, overall and per split (a split's
+``generated`` rows are part of its ``rows``); without them the identity is rows read = written + rejected.
+"""
 from __future__ import annotations
 
 from apache_beam.io.filesystems import FileSystems
@@ -24,17 +29,18 @@ def build_report(counts: dict[str, int], out: str, labels: tuple[str, str], voca
         positives = counts.get(f"{split}:sum:{o}", 0) / MILLI
         outcome = counts.get(f"{split}:sum:{r}", 0) / MILLI
         split_report[split] = {
-            "rows": rows, "written": counts.get(f"{split}:written", 0),
+            "rows": rows, "generated": counts.get(f"{split}:generated", 0),
+            "written": counts.get(f"{split}:written", 0),
             o: int(round(positives)), f"{o}_rate": _ratio(positives, rows),
             r: round(outcome, 3), f"{r}_mean_given_{o}": _ratio(outcome, positives),
             "files": files,
         }
-    read = counts.get("rows_read", 0)
+    read, generated = counts.get("rows_read", 0), counts.get("rows_generated", 0)
     written = sum(s["written"] for s in split_report.values())
     n_rejected = sum(rejected.values())
     report = {
-        "rows_read": read, "rows_written": written, "rows_rejected": n_rejected,
-        "reconciled": read == written + n_rejected,
+        "rows_read": read, "rows_generated": generated, "rows_written": written, "rows_rejected": n_rejected,
+        "reconciled": read + generated == written + n_rejected,
         "reject_share": (n_rejected / read) if read else 0.0,
         "rejected_by_reason": rejected, "fixed_by_reason": fixed, "splits": split_report,
         "vocabulary_sizes": vocabulary_sizes, "vocabulary_files": "transform_fn/assets/<feature name>",
@@ -51,7 +57,9 @@ def build_report(counts: dict[str, int], out: str, labels: tuple[str, str], voca
 def format_report(report: dict) -> str:
     """The report as a few aligned console lines."""
     mark = "ok" if report["reconciled"] else "DOES NOT RECONCILE"
-    lines = [f"rows read {report['rows_read']:,} = written {report['rows_written']:,} + rejected "
+    generated = report.get("rows_generated", 0)
+    plus = f" + generated {generated:,}" if generated else ""
+    lines = [f"rows read {report['rows_read']:,}{plus} = written {report['rows_written']:,} + rejected "
              f"{report['rows_rejected']:,} ({report['reject_share']:.2%})  [{mark}]",
              f"{report['seconds']:.1f} s, {report['rows_per_second'] or 0:,.0f} rows/s"]
     for title, key in (("rejected", "rejected_by_reason"), ("fixed", "fixed_by_reason"),
@@ -63,7 +71,8 @@ def format_report(report: dict) -> str:
     for split, s in report["splits"].items():
         rates = ", ".join(f"{k} {v:.4g}" for k, v in s.items() if k.endswith("_rate") or "_mean_given_" in k
                           if v is not None)
-        lines.append(f"  {split:<6s} {s['rows']:>10,} rows, {len(s['files'])} file(s); {rates}")
+        made = f" ({s['generated']:,} generated)" if s.get("generated") else ""
+        lines.append(f"  {split:<6s} {s['rows']:>10,} rows{made}, {len(s['files'])} file(s); {rates}")
     if report["vocabulary_sizes"]:
         lines.append("vocabulary sizes: " + ", ".join(f"{k} {v:,}" for k, v in report["vocabulary_sizes"].items()))
     if report["rows_rejected"]:

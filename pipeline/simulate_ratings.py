@@ -1,7 +1,8 @@
 """A small MNAR-ratings simulator with a MAR test set (the Coat / Yahoo! R3 protocol, seed 004).
 
-World: users belong to ``n_groups`` latent taste groups (user factors = group centre + noise); items
-have factors and a Zipf-like popularity. Every (user, item) pair has one true rating
+World (``simulate_ratings`` in the config): users belong to ``n_groups`` latent taste groups (user
+factors = group centre + noise); items have factors and a Zipf-like popularity. Every (user, item)
+pair has one true rating
     rating = clip(round(3 + 1.5 x_u.y_v / sqrt(d) + noise), 1, 5)
 Which ratings are observed (missing not at random) depends on the user's group, the item and the
 rating itself:
@@ -10,34 +11,32 @@ with A a group × item affinity (each group is shown — and rates — its own i
 bisection so that the observed density is ``density``. The MAR test set gives ``test_items`` items
 per test user drawn uniformly at random, with their true ratings, whatever was observed.
 
-Output (``simulate_ratings``): DataFrames ``train`` (MNAR, observed pairs; plus the true observation
+``simulate_ratings`` returns DataFrames ``train`` (MNAR, observed pairs, with the true observation
 probability ``gt_observe_prob``) and ``test`` (MAR) with columns user_id, item_id, rating, and each
-user's ``group``; ``write_triplets`` writes them as ``user,item,rating`` lines.
+user's ``group``. ``simulate_to_files`` is what ``ctrcvr simulate`` runs for ``data.source:
+simulated_ratings``: ``<out>/ratings/{train,test}.csv`` (``user,item,rating`` lines, no header,
+read by the ratings reader) and ``<out>/simulation.json``. The true observation probabilities are
+not written: the triplet format has no column for them and the generated unobserved rows could not
+carry them; the MAR test split is the unbiased ground truth the evaluation uses.
 """
 from __future__ import annotations
 
-import dataclasses
+import json
+import logging
 from pathlib import Path
 from typing import Union
 
 import numpy as np
 import pandas as pd
 
+from ctrcvr.config import SimulateRatingsConfig
 
-@dataclasses.dataclass(frozen=True)
-class RatingsWorld:
-    n_users: int = 600
-    n_items: int = 300
-    n_groups: int = 6
-    latent_dim: int = 4
-    density: float = 0.05           # share of (user, item) pairs observed in the MNAR set
-    group_exposure: float = 1.5     # how strongly a group's affinity drives what it rates
-    self_selection: float = 0.8     # log-odds of observing per rating point (0 = MAR given exposure)
-    test_items: int = 10            # MAR items per test user
-    test_users: float = 0.5         # share of users in the MAR test set
+log = logging.getLogger(__name__)
+TRIPLET_FILES = {"train": "ratings/train.csv", "test": "ratings/test.csv"}  # under the simulation's directory
+SUMMARY_FILE = "simulation.json"
 
 
-def simulate_ratings(world: RatingsWorld, seed: int) -> dict[str, pd.DataFrame]:
+def simulate_ratings(world: SimulateRatingsConfig, seed: int) -> dict[str, pd.DataFrame]:
     """{'train': MNAR observed ratings, 'test': MAR ratings}; a deterministic function of world and seed."""
     rng = np.random.default_rng(seed)
     u, v, d = world.n_users, world.n_items, world.latent_dim
@@ -70,6 +69,37 @@ def write_triplets(frames: dict[str, pd.DataFrame], out_dir: Union[str, Path]) -
         paths[name] = out / f"{name}.csv"
         frames[name][["user_id", "item_id", "rating"]].astype(int).to_csv(paths[name], header=False, index=False)
     return paths
+
+
+def simulate_to_files(world: SimulateRatingsConfig, out_dir: Union[str, Path], seed: int,
+                      rating_threshold: float = 3.0, overwrite: bool = False) -> dict:
+    """Simulates one world into ``out_dir`` (``TRIPLET_FILES`` + ``simulation.json``); returns the summary.
+
+    A non-empty ``out_dir`` is refused unless ``overwrite``, which replaces only what this writes.
+    """
+    out = Path(out_dir)
+    written = [out / name for name in (*TRIPLET_FILES.values(), SUMMARY_FILE)]
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise FileExistsError(f"output directory {out} is not empty; choose a new directory "
+                              "or pass overwrite=True to replace a previous simulation there")
+    for path in written:
+        path.unlink(missing_ok=True)
+    frames = simulate_ratings(world, seed)
+    write_triplets(frames, out / Path(TRIPLET_FILES["train"]).parent)
+    train, test = frames["train"], frames["test"]
+    summary = {
+        "seed": seed, "files": dict(TRIPLET_FILES),
+        "mnar_ratings": len(train), "mar_ratings": len(test),
+        "observed_density": len(train) / (world.n_users * world.n_items),
+        "mnar_rating_mean": float(train["rating"].mean()), "mar_rating_mean": float(test["rating"].mean()),
+        "mnar_positive_rate": float((train["rating"] > rating_threshold).mean()),
+        "mar_positive_rate": float((test["rating"] > rating_threshold).mean()),
+        "config": world.model_dump(mode="json"),
+    }
+    summary["selection_bias_ratio"] = summary["mnar_positive_rate"] / max(summary["mar_positive_rate"], 1e-12)
+    (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    log.info("simulated %d MNAR and %d MAR ratings into %s", len(train), len(test), out)
+    return summary
 
 
 def _sigmoid(z):

@@ -3,7 +3,8 @@
 CSV is read with every column as bytes so that validation, not the reader, decides what a bad
 value is (wrong type, undecodable bytes); lines with the wrong number of fields and empty lines
 become rejects instead of errors. Every chunk carries the row number of each of its rows
-(1-based line for text files, header included; 0-based row for Parquet).
+(1-based line for text files, header included; 0-based row for Parquet; 1-based index for the
+generated unobserved ratings pairs, an input no file holds: see ``pipeline.ratings``).
 """
 from __future__ import annotations
 
@@ -43,7 +44,6 @@ class Reader:
     header: bool = True
     names: Optional[tuple[str, ...]] = None
     columns: Optional[tuple[str, ...]] = None  # parquet: read only these (when present)
-    keep_missing: bool = False  # matrix: emit the 0 cells too
 
     def chunks(self, path: str, rows: int) -> Iterator[Chunk]:
         if self.format == "parquet":
@@ -53,7 +53,7 @@ class Reader:
             yield from read_whitespace(path, rows, self.names)
         elif self.format == "matrix":
             from pipeline.ratings import read_matrix
-            yield from read_matrix(path, rows, self.names, self.keep_missing)
+            yield from read_matrix(path, rows, self.names)
         else:
             yield from _rechunk(_read_csv(path, self), rows)
 
@@ -68,12 +68,18 @@ def file_format(path: str) -> str:
     raise ValueError(f"cannot tell the format of {path!r} (expected .csv, .csv.gz or .parquet)")
 
 
-def reader_for(data, path: str, columns=None) -> Reader:
-    """The reader the config's ``data`` section implies for ``path``."""
-    if data.source == "ratings":
+RATINGS_SOURCES = ("ratings", "simulated_ratings")
+
+
+def reader_for(data, path, columns=None):
+    """The reader the config's ``data`` section implies for ``path`` (a file, or generated pairs)."""
+    from pipeline.ratings import UnobservedPairs, UnobservedReader
+    if isinstance(path, UnobservedPairs):
+        return UnobservedReader(data)
+    if data.source in RATINGS_SOURCES:
         names = tuple(data.ratings.columns)
         if data.ratings.format == "matrix":
-            return Reader("matrix", names=names, keep_missing=data.ratings.keep_missing)
+            return Reader("matrix", names=names)
         delimiter = data.ratings.delimiter or _sniff_delimiter(path)
         if delimiter is None:
             return Reader("whitespace", names=None if data.ratings.header else names)
@@ -97,12 +103,22 @@ def expand_patterns(patterns: list[str]) -> list[str]:
     return sorted(set(files))
 
 
-def resolve_inputs(data, raw_dir=None, task: str = "conversion") -> list[tuple[str, Optional[str]]]:
-    """The job's ``(path, split)`` inputs: simulator shards under ``raw_dir``, or the configured globs.
+def resolve_inputs(data, raw_dir=None, task: str = "conversion", seed: Optional[int] = None) -> list[tuple]:
+    """The job's ``(path, split)`` inputs: simulator output under ``raw_dir``, or the configured globs.
 
     With ``split.by: files`` the train / eval globs decide the split; otherwise the split is
     computed per row and the file's own split is ``None``. ``test_files`` are always ``test``.
+    Ratings with ``data.ratings.unobserved`` get one more input, last: the generated unobserved
+    pairs of the train files (``pipeline.ratings.UnobservedPairs``), drawn from ``seed``.
     """
+    if data.source == "simulated_ratings":
+        if raw_dir is None:
+            raise ValueError("data.source is 'simulated_ratings': give the ratings simulator's output directory "
+                             "(--input)")
+        from pipeline.simulate_ratings import TRIPLET_FILES
+        inputs = [(p, None) for p in expand_patterns([f"{raw_dir}/{TRIPLET_FILES['train']}"])]
+        inputs += [(p, "test") for p in expand_patterns([f"{raw_dir}/{TRIPLET_FILES['test']}"])]
+        return inputs + _unobserved_input(data, [p for p, _ in inputs[:-1]], None, seed)
     if data.source == "simulated" or (data.source == "survey" and not data.train_files and raw_dir):
         if raw_dir is None:
             raise ValueError(f"data.source is {data.source!r}: give the simulator's output directory (--input)")
@@ -114,9 +130,23 @@ def resolve_inputs(data, raw_dir=None, task: str = "conversion") -> list[tuple[s
     if by_files and not data.eval_files:
         raise ValueError("data.split.by is 'files' but data.eval_files is empty")
     inputs = [(p, "train" if by_files else None) for p in expand_patterns(data.train_files)]
+    train = [p for p, _ in inputs]
     inputs += [(p, "eval") for p in expand_patterns(data.eval_files)] if by_files else []
     inputs += [(p, "test") for p in expand_patterns(data.test_files)]
+    if data.source in RATINGS_SOURCES:
+        inputs += _unobserved_input(data, train, "train" if by_files else None, seed)
     return inputs
+
+
+def _unobserved_input(data, train_files: list[str], split: Optional[str], seed: Optional[int]) -> list[tuple]:
+    """``[(UnobservedPairs, split)]`` when ``data.ratings.unobserved`` asks for them, else ``[]``."""
+    from pipeline.ratings import UnobservedPairs
+    how = data.ratings.unobserved
+    if how == 0:
+        return []
+    if seed is None:
+        raise ValueError("data.ratings.unobserved draws from the config seed: pass seed to resolve_inputs")
+    return [(UnobservedPairs(tuple(train_files), None if how == "all" else int(how), seed), split)]
 
 
 # ---------------------------------------------------------------------- parquet

@@ -2,9 +2,12 @@
 
 The data are simulated (when the source is simulated) and preprocessed once; then every model in
 ``compare.models`` is trained ``compare.seeds`` times (seeds ``config.seed``, ``config.seed + 1``, ...:
-initialisation and shuffling change, the data do not) and evaluated on the eval split. Optional
-sweeps train Multi-IPW over ``compare.tau_percent_sweep`` (τ%) and Multi-DR over
-``compare.undersample_sweep`` (λ), as in seed 003 Fig. 6.
+initialisation and shuffling change, the data do not) and evaluated on the eval split (ratings: and
+the MAR test split). An entry is an estimator name or a named variant with config overrides,
+``{label: "C-IPS K=1", model: c_ips, set: {model.c_ips.n_clusters: 1}}``; every run's config is
+built and validated before anything is simulated or trained, so a typo fails at once, naming the
+entry and the key. Optional sweeps train Multi-IPW over ``compare.tau_percent_sweep`` (τ%) and
+Multi-DR over ``compare.undersample_sweep`` (λ), as in seed 003 Fig. 6.
 
 Outputs under the output directory:
     data/                      raw and preprocessed data (unless ``data_dir`` is given)
@@ -25,13 +28,14 @@ from typing import Optional
 
 import pandas as pd
 
-from ctrcvr.config import Config
+from ctrcvr.config import Config, ConfigError, config_from_dict
 
 log = logging.getLogger(__name__)
-SWEEPS = {  # sweep name -> (estimator, what the value sets, axis label)
+SWEEPS = {  # sweep name -> (estimator, axis label)
     "tau_percent": ("multi_ipw", "τ% (IPW bound, Multi-IPW)"),
     "undersample": ("multi_dr", "λ (negative sampling rate, Multi-DR)"),
 }
+VARIANT_SECTIONS = ("model.", "train.", "eval.")  # what a variant may set: the data are shared
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,39 +53,63 @@ def compare(config: Config, out_dir, data_dir=None) -> dict:
     """Prepares the data once (unless ``data_dir``), trains and evaluates every run, writes the outputs."""
     from ctrcvr import workflow
     out = Path(out_dir)
+    runs = plan_runs(config)
     if data_dir is None:
         raw, data_dir = out / "data" / "raw", out / "data" / "transformed"
-        if config.data.source == "simulated":
+        simulated = config.data.source in workflow.SIMULATED_SOURCES
+        if simulated:
             workflow.simulate(config, raw)
-        workflow.preprocess(config, data_dir, raw_dir=raw if config.data.source == "simulated" else None)
-    rows = train_runs(plan_runs(config), data_dir, out)
+        workflow.preprocess(config, data_dir, raw_dir=raw if simulated else None)
+    rows = train_runs(runs, data_dir, out)
     return write_outputs(pd.DataFrame(rows), config, out)
 
 
 def plan_runs(config: Config) -> list[Run]:
-    """Every (model, seed) of ``compare.models``, then the sweep points."""
+    """Every (model or variant, seed) of ``compare.models``, then the sweep points; all validated."""
+    from trainer.estimators import get_estimator
     c = config.compare
-    runs = [Run(name, _variant(config, k, name=name), k) for name in c.models for k in range(c.seeds)]
+    runs = []
+    for i, entry in enumerate(c.models):
+        source = f"compare.models[{i}] ({entry.name!r})"
+        try:
+            get_estimator(entry.model)
+        except KeyError as err:
+            raise ConfigError(f"{source}: {err.args[0]}") from None
+        runs += [Run(entry.name, _variant(config, k, entry.model, entry.set, source), k) for k in range(c.seeds)]
     sweep_seeds = c.sweep_seeds or c.seeds
     for value in c.tau_percent_sweep:
-        runs += [Run(f"multi_ipw τ%={value:g}", _variant(config, k, name="multi_ipw", tau_percent=value), k,
-                     "tau_percent", value) for k in range(sweep_seeds)]
+        runs += [Run(f"multi_ipw τ%={value:g}", _variant(
+            config, k, "multi_ipw", {"model.ipw.tau": None, "model.ipw.tau_percent": value}, "compare.tau_percent_sweep"),
+            k, "tau_percent", value) for k in range(sweep_seeds)]
     for value in c.undersample_sweep:
-        runs += [Run(f"multi_dr λ={value:g}", _variant(config, k, name="multi_dr", undersample_rate=value), k,
-                     "undersample", value) for k in range(sweep_seeds)]
+        runs += [Run(f"multi_dr λ={value:g}", _variant(
+            config, k, "multi_dr", {"model.undersample_rate": value}, "compare.undersample_sweep"),
+            k, "undersample", value) for k in range(sweep_seeds)]
     return runs
 
 
-def _variant(config: Config, seed_index: int, name: str, tau_percent=None, undersample_rate=None) -> Config:
-    """The config of one run, revalidated (so an invalid combination fails before any training)."""
+def _variant(config: Config, seed_index: int, name: str, overrides: dict, source: str) -> Config:
+    """The config of one run: ``name``, seed + ``seed_index``, the dotted ``overrides`` (under
+    ``VARIANT_SECTIONS``), revalidated so that an unknown key or a bad value fails before any training."""
     raw = config.model_dump(mode="json")
     raw["seed"] = config.seed + seed_index
     raw["model"]["name"] = name
-    if tau_percent is not None:
-        raw["model"]["ipw"].update(tau=None, tau_percent=tau_percent)
-    if undersample_rate is not None:
-        raw["model"]["undersample_rate"] = undersample_rate
-    return Config.model_validate(raw)
+    for dotted, value in overrides.items():
+        if not dotted.startswith(VARIANT_SECTIONS) or dotted == "model.name":
+            raise ConfigError(f"{source}: cannot set {dotted!r}: a variant sets keys under "
+                              f"{', '.join(VARIANT_SECTIONS)} (every run shares the data; the estimator is 'model')")
+        _set_dotted(raw, dotted.split("."), value)
+    return config_from_dict(raw, source=source)
+
+
+def _set_dotted(raw: dict, path: list[str], value) -> None:
+    """raw[a][b][c] = value for path a.b.c, creating missing levels (validation then names unknown keys)."""
+    node = raw
+    for part in path[:-1]:
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
+        node = node[part]
+    node[path[-1]] = value
 
 
 def train_runs(runs: list[Run], data_dir, out: Path) -> list[dict]:

@@ -1,9 +1,14 @@
-"""Evaluation of a trained CVR-family model on the eval split, with ground truth when known."""
+"""Evaluation of a trained model on the eval split, with ground truth when known.
+
+CVR family: :func:`cvr_metrics`; surveys: :mod:`trainer.survey_eval`; explicit ratings (MAR test
+split, SNIPS on the MNAR eval split, propensity diagnostics): :mod:`trainer.ratings_eval`.
+"""
 from __future__ import annotations
 
 import json
 import logging
 from pathlib import Path
+from typing import Sequence
 
 import ctrcvr  # noqa: F401
 import numpy as np
@@ -18,11 +23,11 @@ from trainer.input import make_dataset, split_files
 log = logging.getLogger(__name__)
 
 
-def predict_split(model, config: Config, data_dir, split: str = "eval") -> pd.DataFrame:
-    """Named predictions next to labels, keys and ground truth, one row per example."""
+def predict_split(model, config: Config, data_dir, split: str = "eval", extra: Sequence[str] = ()) -> pd.DataFrame:
+    """Named predictions next to labels, keys, ground truth and the ``extra`` columns, one row per example."""
     tft_output = tft.TFTransformOutput(str(data_dir))
     ds = make_dataset(split_files(data_dir, split), tft_output.transformed_feature_spec(), config.eval.batch_size)
-    keep = [config.labels.click, config.labels.conversion, *config.labels.ground_truth, *config.labels.keys]
+    keep = [config.labels.click, config.labels.conversion, *config.labels.ground_truth, *config.labels.keys, *extra]
     predict = tf.function(model.predict_named)
     columns: dict[str, list[np.ndarray]] = {}
     for batch in ds:
@@ -38,7 +43,8 @@ def predict_split(model, config: Config, data_dir, split: str = "eval") -> pd.Da
 
 
 def cvr_metrics(frame: pd.DataFrame, config: Config) -> dict[str, float]:
-    """CTR / CVR / CTCVR AUC, GAUC by user, log loss; entire-space CVR metrics from ground truth."""
+    """CTR / CVR / CTCVR AUC, GAUC by user, log loss; BMSE of pCTR as propensity (seed 002 §3.3,
+    o = click, φ = 1 and φ = r̂ = pCVR); entire-space CVR metrics from ground truth."""
     o, r = frame[config.labels.click].to_numpy(), frame[config.labels.conversion].to_numpy()
     clicked = o > 0.5
     out = {
@@ -49,6 +55,8 @@ def cvr_metrics(frame: pd.DataFrame, config: Config) -> dict[str, float]:
         "ctr_logloss": m.log_loss(o, frame["pctr"]),
         "cvr_logloss_clicked": m.log_loss(r[clicked], frame["pcvr"][clicked]),
         "ctcvr_logloss": m.log_loss(r, frame["pctcvr"]),
+        "bmse_1": m.bmse(o, frame["pctr"]),
+        "bmse_r": m.bmse(o, frame["pctr"], frame["pcvr"]),
     }
     group = config.eval.group_by
     if group in frame:
@@ -64,13 +72,20 @@ def cvr_metrics(frame: pd.DataFrame, config: Config) -> dict[str, float]:
 
 
 def evaluate(model, config: Config, data_dir, out_dir=None) -> dict[str, float]:
-    """Evaluates on the eval split; writes ``metrics.json`` to ``out_dir`` when given."""
+    """Evaluates on the eval split (ratings: and the MAR test split); writes ``metrics.json`` to ``out_dir``."""
+    if config.labels.task == "ratings":
+        from trainer.ratings_eval import ratings_metrics
+        return _write(ratings_metrics(model, config, data_dir), out_dir)
     frame = predict_split(model, config, data_dir)
     if config.labels.task == "survey":
         from trainer.survey_eval import survey_metrics
         results = survey_metrics(frame, config.model.survey, responded=config.labels.click)
     else:
         results = cvr_metrics(frame, config)
+    return _write(results, out_dir)
+
+
+def _write(results: dict, out_dir) -> dict:
     if out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         (Path(out_dir) / "metrics.json").write_text(json.dumps(results, indent=2))

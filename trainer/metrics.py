@@ -48,3 +48,22 @@ def expected_calibration_error(targets, probs, bins: int = 10) -> float:
     order = np.argsort(p, kind="stable")
     return float(sum(abs(t[idx].mean() - p[idx].mean()) * len(idx)
                      for idx in np.array_split(order, min(bins, len(p)))) / len(p))
+
+
+def bmse(o, p_hat, phi=None, eps: float = 1e-6) -> float:
+    """Balancing mean squared error of propensities (seed 002 §3.3), a diagnostic of p̂ = P(o = 1 | x):
+
+        BMSE(φ, p̂) = ‖ 1/|D| Σ_{(u,i)∈D} [o/p̂ − (1 − o)/(1 − p̂)] · φ ‖²
+
+    over every pair D, observed (o = 1) or not. With the true propensity the bracket has mean
+    zero for any φ (Prop. 3.1), so BMSE → 0; a large value means the observed rows weighted by
+    1/p̂ do not balance the unobserved ones weighted by 1/(1 − p̂) along φ. ``phi`` is [n] or [n, m]
+    (None: φ ≡ 1); p̂ is clipped to [eps, 1 − eps]. NaN without both observed and unobserved rows.
+    """
+    o = np.asarray(o, dtype=np.float64)
+    if len(o) == 0 or o.min() == o.max():
+        return float("nan")
+    p = np.clip(np.asarray(p_hat, dtype=np.float64), eps, 1 - eps)
+    phi = np.ones(len(o)) if phi is None else np.asarray(phi, dtype=np.float64)
+    balance = o / p - (1 - o) / (1 - p)
+    return float(np.sum(np.square((balance.reshape(-1, 1) * phi.reshape(len(o), -1)).mean(axis=0))))

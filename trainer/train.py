@@ -1,4 +1,9 @@
-"""Training: transform output + TFRecord shards + config -> a fitted MultiTaskModel."""
+"""Training: transform output + TFRecord shards + config -> a fitted model with saved weights.
+
+Multi-task estimators (a loss over the shared towers) are fitted here by Keras; estimators with
+their own loop (:class:`trainer.own_loop.OwnLoopEstimator`, e.g. c_ips) build and fit their model
+themselves, and are saved and reloaded the same way (``model_dir/weights/final``).
+"""
 from __future__ import annotations
 
 import logging
@@ -19,6 +24,7 @@ from trainer.estimators.base import POTENTIAL_OUTCOME, SHARED
 from trainer.input import make_dataset, split_files
 from trainer.layers import FeatureEmbedding
 from trainer.model import MultiTaskModel
+from trainer.own_loop import OwnLoopEstimator
 
 log = logging.getLogger(__name__)
 WEIGHTS = "weights/final"
@@ -39,11 +45,18 @@ def build_model(config: Config, tft_output: tft.TFTransformOutput) -> MultiTaskM
     return MultiTaskModel(make_embedding, estimator, config, name=config.model.name)
 
 
-def train(config: Config, data_dir, model_dir) -> MultiTaskModel:
-    """Fits the model on ``data_dir/train``, validating on ``data_dir/eval``; saves weights."""
+def train(config: Config, data_dir, model_dir):
+    """Fits the model on ``data_dir/train`` (multi-task: validating on ``data_dir/eval``); saves weights."""
     tf_keras.utils.set_random_seed(config.seed)
     model_dir = Path(model_dir)
     tft_output = tft.TFTransformOutput(str(data_dir))
+    own_loop = _own_loop(config)
+    if own_loop is not None:
+        log.info("training %s with its own loop", config.model.name)
+        model = own_loop.build(tft_output)
+        own_loop.fit(model, data_dir)
+        model.save_weights(str(model_dir / WEIGHTS))
+        return model
     spec = tft_output.transformed_feature_spec()
     cfg = config.train
     train_ds = make_dataset(split_files(data_dir, "train"), spec, cfg.batch_size, cfg.shuffle_buffer,
@@ -71,14 +84,24 @@ def input_options(cfg: TrainConfig) -> tf.data.Options:
     return options
 
 
-def load_trained_model(config: Config, data_dir, model_dir) -> MultiTaskModel:
+def load_trained_model(config: Config, data_dir, model_dir):
     """Rebuilds the model and restores the weights ``train`` saved."""
     tft_output = tft.TFTransformOutput(str(data_dir))
-    model = build_model(config, tft_output)
-    batch = next(iter(make_dataset(split_files(data_dir, "eval"), tft_output.transformed_feature_spec(), 2)))
-    model(batch)
+    own_loop = _own_loop(config)
+    if own_loop is not None:
+        model = own_loop.build(tft_output)
+    else:
+        model = build_model(config, tft_output)
+        batch = next(iter(make_dataset(split_files(data_dir, "eval"), tft_output.transformed_feature_spec(), 2)))
+        model(batch)
     model.load_weights(str(Path(model_dir) / WEIGHTS)).expect_partial()
     return model
+
+
+def _own_loop(config: Config):
+    """The estimator instance if ``model.name`` brings its own training loop, else None."""
+    estimator = get_estimator(config.model.name)
+    return estimator(config) if issubclass(estimator, OwnLoopEstimator) else None
 
 
 def _callbacks(config: Config, model_dir: Path) -> list[tf_keras.callbacks.Callback]:

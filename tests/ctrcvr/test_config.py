@@ -67,3 +67,17 @@ def test_resolved_config_round_trips(tmp_path):
     config = load_config(DEFAULT_CONFIG, ["train.epochs=9"])
     written = dump_config(config, tmp_path / "resolved.yaml")
     assert load_config(written) == config
+
+
+def test_ratings_keys_unobserved_split_key_list_and_the_ratings_world():
+    config = config_from_dict({"data": {"source": "simulated_ratings", "ratings": {"unobserved": "all"},
+                                        "split": {"key": ["user_id", "item_id"]}},
+                               "simulate_ratings": {"n_users": 50, "n_items": 20, "test_items": 5}})
+    assert config.data.ratings.unobserved == "all" and config.data.split.key == ["user_id", "item_id"]
+    assert config_from_dict({"data": {"ratings": {"unobserved": 4}}}).data.ratings.unobserved == 4
+    for bad, message in (({"data": {"ratings": {"unobserved": -1}}}, "data.ratings.unobserved"),
+                         ({"data": {"split": {"key": []}}}, "data.split.key"),
+                         ({"simulate_ratings": {"n_items": 5, "test_items": 6}}, "test_items"),
+                         ({"eval": {"ranking_ks": [0, 5]}}, "eval.ranking_ks")):
+        with pytest.raises(ConfigError, match=message):
+            config_from_dict(bad)

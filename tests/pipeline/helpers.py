@@ -38,7 +38,8 @@ BAD_CONFIG = config_from_dict({
 def run_job(config, out, raw_dir=None):
     """Runs the job; returns (report, the PreprocessFailed raised or None)."""
     try:
-        run_preprocess(config, resolve_inputs(config.data, raw_dir, task=config.labels.task), out, overwrite=True)
+        run_preprocess(config, resolve_inputs(config.data, raw_dir, task=config.labels.task, seed=config.seed),
+                       out, overwrite=True)
         failure = None
     except PreprocessFailed as err:
         failure = err

@@ -53,9 +53,8 @@ def test_ratings_matrix_keeps_rated_cells_and_rejects_short_rows():
         ("0", "0", b"5"), ("0", "3", b"3"), ("1", "2", b"4"), ("4", "0", b"2"), ("4", "2", b"5"), ("4", "3", b"1")]
     assert lines.tolist() == [1, 1, 2, 5, 5, 5]
     assert [(r.row, r.reason) for r in rejects] == [(3, "truncated_line")]
-    keep = config_from_dict({"data": {"source": "ratings", "ratings": {"format": "matrix", "keep_missing": True}}}).data
-    table, _, _ = _all(reader_for(keep, str(path)), path, rows=100)
-    assert len(table["rating"]) == 16 and table["rating"].count(b"0") == 10
+    with pytest.raises(ValueError, match="keep_missing was replaced by unobserved: all"):
+        config_from_dict({"data": {"source": "ratings", "ratings": {"format": "matrix", "keep_missing": True}}})
 
 
 def test_resolve_inputs_tags_files_with_their_split(tmp_path):

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from ctrcvr.config import Config
-from pipeline.simulate_ratings import RatingsWorld, simulate_ratings
+from ctrcvr.config import Config, SimulateRatingsConfig
+from pipeline.simulate_ratings import simulate_ratings
 from trainer.estimators.c_ips import RatingsData, fit_c_ips, score
 from trainer.stratification import cluster_propensities, clustering_loss, soft_assignment, target_distribution
 
@@ -60,7 +60,7 @@ def test_one_cluster_gives_item_popularity_propensities():
 
 
 def _tiny_data():
-    frames = simulate_ratings(RatingsWorld(n_users=40, n_items=20, n_groups=2, density=0.2), seed=0)
+    frames = simulate_ratings(SimulateRatingsConfig(n_users=40, n_items=20, n_groups=2, density=0.2), seed=0)
     return RatingsData.from_frame(frames["train"], 40, 20, threshold=3.0)
 
 

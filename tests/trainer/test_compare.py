@@ -4,7 +4,7 @@ import math
 import pandas as pd
 import pytest
 
-from ctrcvr.config import config_from_dict
+from ctrcvr.config import ConfigError, config_from_dict
 from trainer.compare import markdown_table, plan_runs, summarise, train_runs, write_outputs
 
 
@@ -57,3 +57,44 @@ def test_compare_trains_every_run_on_the_same_data_and_writes_table_csv_and_plot
     for name in ("runs.csv", "summary.md", "summary.csv", "compare.png", "sweep_tau_percent.png", "sweeps.md"):
         assert (tmp_path / name).stat().st_size > 0, name
     assert pd.read_csv(tmp_path / "summary.csv", index_col="model").loc["multi_ipw", "seeds"] == 2
+
+
+def _with_models(*models, **compare):
+    return config_from_dict({"compare": {"models": list(models), "seeds": 2, **compare}})
+
+
+def test_a_variant_is_a_named_model_with_validated_overrides():
+    config = _with_models("esmm", {"label": "C-IPS K=1", "model": "c_ips",
+                                   "set": {"model.c_ips.n_clusters": 1, "train.epochs": 7}})
+    runs = plan_runs(config)
+    assert [(r.label, r.config.model.name, r.config.seed) for r in runs] == [
+        ("esmm", "esmm", 42), ("esmm", "esmm", 43), ("C-IPS K=1", "c_ips", 42), ("C-IPS K=1", "c_ips", 43)]
+    assert runs[2].config.model.c_ips.n_clusters == 1 and runs[2].config.train.epochs == 7
+    assert runs[0].config.model.c_ips.n_clusters == 6 and runs[0].config.train.epochs == 3, "only the variant"
+    dumped = config.model_dump(mode="json")["compare"]["models"]
+    assert dumped[0] == "esmm" and dumped[1]["label"] == "C-IPS K=1", "plain names stay names in the resolved config"
+
+
+def test_a_variant_with_an_unknown_key_fails_before_training_naming_entry_and_key():
+    config = _with_models("esmm", {"label": "typo", "model": "c_ips", "set": {"model.c_ips.n_cluster": 1}})
+    with pytest.raises(ConfigError, match=r"(?s)compare.models\[1\] \('typo'\).*unknown key 'model.c_ips.n_cluster' "
+                                          r"\(did you mean 'n_clusters'\?\)"):
+        plan_runs(config)
+    with pytest.raises(ConfigError, match=r"model.c_ips.n_clusters: Input should be greater than or equal to 1"):
+        plan_runs(_with_models({"model": "c_ips", "set": {"model.c_ips.n_clusters": 0}}))
+
+
+def test_a_variant_cannot_change_the_shared_data_or_name_an_unknown_estimator():
+    with pytest.raises(ConfigError, match="cannot set 'data.split.key'"):
+        plan_runs(_with_models({"label": "x", "model": "esmm", "set": {"data.split.key": "user_id"}}))
+    with pytest.raises(ConfigError, match="cannot set 'model.name'"):
+        plan_runs(_with_models({"label": "x", "model": "esmm", "set": {"model.name": "c_ips"}}))
+    with pytest.raises(ConfigError, match=r"compare.models\[0\].*unknown estimator 'c_ipz' \(did you mean 'c_ips'\?\)"):
+        plan_runs(_with_models("c_ipz"))
+
+
+def test_variant_entries_reject_unknown_fields_and_duplicate_labels_at_load_time():
+    with pytest.raises(ConfigError, match=r"unknown key 'compare.models.0.sett' \(did you mean 'set'\?\)"):
+        _with_models({"model": "esmm", "sett": {}})
+    with pytest.raises(ConfigError, match="two entries are named 'esmm'"):
+        _with_models("esmm", {"model": "esmm", "set": {"train.epochs": 1}})

@@ -14,8 +14,15 @@
              matrix fitted per (user, item) pair (Schnabel et al. 2016). Eq. 8 itself at K = |U| is
              constant (= 1) on observed pairs when each pair is rated at most once, i.e. plain MF;
     none     plain MF (w ≡ 1).
-It has its own small training loop: the alternating algorithm trains on users (DEC) and on pairs
-(eq. 9) in turns, which the per-example multi-task trainer does not express.
+It has its own training loop: the alternating algorithm trains on users (DEC) and on pairs (eq. 9)
+in turns, which the per-example multi-task trainer does not express, so :class:`CIps` implements
+:class:`trainer.own_loop.OwnLoopEstimator`: ``build`` sizes φ's input x_u and the item table from the
+transform output (vocabulary + OOV ids of the ratings' user and item columns), ``fit`` reads the
+observed pairs (o = 1) of the train shards, builds x_u from them and runs Algorithm 2. x_u is a
+non-trainable weight, so the saved weights and the SavedModel carry it; an unseen user (OOV id) has
+x_u = 0 and gets φ(0). Served output (the stable contract):
+
+    relevance = σ(s_u·s_v) = P(rating > labels.rating_threshold | u, v), the score the ranking uses.
 """
 from __future__ import annotations
 
@@ -29,7 +36,9 @@ import tf_keras
 
 from ctrcvr.config import Config
 from trainer.losses import bce_with_logits
+from trainer.own_loop import OwnLoopEstimator
 from trainer.propensity import inverse_propensity_weights
+from trainer.ratings_data import RELEVANCE, PairColumns, read_columns
 from trainer.stratification import (cluster_propensities, clustering_loss, kmeans_centres, soft_assignment,
                                     target_distribution)
 
@@ -57,15 +66,21 @@ class RatingsData:
 
 
 class CIpsModel(tf_keras.Model):
-    """φ (users' interaction vectors -> h_u = s_u), item embeddings s_v and cluster centres μ_k."""
+    """φ (users' interaction vectors x_u -> h_u = s_u), item embeddings s_v and cluster centres μ_k.
 
-    def __init__(self, interactions: np.ndarray, embedding_dim: int, hidden_units, n_clusters: int, **kwargs):
+    ``user_feature`` / ``item_feature`` name the transformed id columns :meth:`predict_named` reads.
+    """
+
+    def __init__(self, n_users: int, n_items: int, embedding_dim: int, hidden_units, n_clusters: int,
+                 user_feature: str = "user_id_xf", item_feature: str = "item_id_xf", **kwargs):
         super().__init__(**kwargs)
-        self.x = tf.constant(interactions)
+        self.user_feature, self.item_feature = user_feature, item_feature
+        self.x = self.add_weight(name="x_u", shape=(n_users, n_items), initializer="zeros", trainable=False)
         self.phi = tf_keras.Sequential([tf_keras.layers.Dense(u, activation="relu") for u in hidden_units]
                                        + [tf_keras.layers.Dense(embedding_dim)], name="phi")
-        self.item_embedding = tf_keras.layers.Embedding(interactions.shape[1], embedding_dim, name="s_v")
+        self.item_embedding = tf_keras.layers.Embedding(n_items, embedding_dim, name="s_v")
         self.centres = self.add_weight(name="mu", shape=(n_clusters, embedding_dim), trainable=True)
+        self((tf.zeros([1], tf.int64), tf.zeros([1], tf.int64)))  # create φ's and s_v's variables
 
     def user_vectors(self, users) -> tf.Tensor:
         return self.phi(tf.gather(self.x, users))
@@ -79,6 +94,38 @@ class CIpsModel(tf_keras.Model):
         """a for every user (eq. 5)."""
         return soft_assignment(self.phi(self.x), self.centres)
 
+    def predict_named(self, features) -> dict[str, tf.Tensor]:
+        """Transformed features -> {'relevance': σ(s_u·s_v)}."""
+        users, items = features[self.user_feature], features[self.item_feature]
+        return {RELEVANCE: tf.sigmoid(self((tf.reshape(users, [-1]), tf.reshape(items, [-1]))))}
+
+
+class CIps(OwnLoopEstimator):
+    """``model.name: c_ips``: Algorithm 2 on the observed pairs of the train shards."""
+
+    name = "c_ips"
+
+    def build(self, tft_output) -> CIpsModel:
+        columns = PairColumns.from_config(self.config, tft_output)
+        c = self.config.model.c_ips
+        return CIpsModel(columns.n_users, columns.n_items, self.config.model.embedding_dim, c.hidden_units,
+                         c.n_clusters, columns.user, columns.item, name=self.name)
+
+    def fit(self, model: CIpsModel, data_dir) -> None:
+        fit_c_ips(observed_pairs(self.config, data_dir, model), self.config, self.config.seed, model=model)
+
+
+def observed_pairs(config: Config, data_dir, model: CIpsModel) -> "RatingsData":
+    """The train split's observed pairs (o = 1) with their labels r, as ``model``'s ids."""
+    o, r = config.labels.click, config.labels.conversion
+    rows = read_columns(data_dir, "train", [model.user_feature, model.item_feature, o, r])
+    seen = rows[o] > 0.5
+    if not seen.any():
+        raise ValueError(f"{data_dir}/train holds no observed rating ({o} = 1) to train c_ips on")
+    n_users, n_items = model.x.shape
+    return RatingsData(rows[model.user_feature][seen].astype(np.int64), rows[model.item_feature][seen].astype(np.int64),
+                       (rows[r][seen] > 0.5).astype(np.float32), int(n_users), int(n_items))
+
 
 @dataclasses.dataclass
 class CIpsResult:
@@ -87,12 +134,14 @@ class CIpsResult:
     clusters: np.ndarray | None     # c_u, last round (cluster propensity only)
 
 
-def fit_c_ips(data: RatingsData, config: Config, seed: int) -> CIpsResult:
-    """Algorithm 2 with the configured propensity (``model.c_ips``), on in-memory training pairs."""
+def fit_c_ips(data: RatingsData, config: Config, seed: int, model: CIpsModel | None = None) -> CIpsResult:
+    """Algorithm 2 with the configured propensity (``model.c_ips``), on in-memory training pairs;
+    trains ``model`` (its x_u set from ``data``) or a new one sized by ``data``."""
     c = config.model.c_ips
     tf_keras.utils.set_random_seed(seed)
-    model = CIpsModel(data.interactions(), config.model.embedding_dim, c.hidden_units, c.n_clusters)
-    model((tf.constant(data.users[:1]), tf.constant(data.items[:1])))
+    if model is None:
+        model = CIpsModel(data.n_users, data.n_items, config.model.embedding_dim, c.hidden_units, c.n_clusters)
+    model.x.assign(data.interactions())
     optimizer = tf_keras.optimizers.legacy.Adam(c.learning_rate)
     if c.propensity == "cluster":
         model.centres.assign(kmeans_centres(model.phi(model.x).numpy(), c.n_clusters, seed))
