@@ -246,7 +246,9 @@ class PreprocessConfig(_Section):
     num_workers: int = Field(2, gt=0, description="workers for local-multiprocess")
     num_shards: int = Field(4, gt=0, description="TFRecord files per split (per bundle on distributed runners)")
     batch_rows: int = Field(65_536, gt=0, description="rows per Arrow record batch")
-    compression_level: int = Field(1, ge=1, le=9, description="gzip level of the TFRecord shards (1 = fastest)")
+    compression_level: int = Field(1, ge=1, le=9, description="gzip level of the TFRecord shards (1 = fastest; "
+                                   "1-3 use ISA-L's deflate, about 4x faster than zlib's level 1 at a similar "
+                                   "size, 4-9 zlib's)")
     conversion_without_click: Literal["reject", "fix"] = "reject"
     rating_without_response: Literal["reject", "fix"] = Field(
         "reject", description="survey: a rating on a non-response row is rejected, or dropped (fix)")

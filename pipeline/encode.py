@@ -7,6 +7,7 @@ of each row is the same sequence of fields with a few varying lengths, so it is 
 all rows at once with numpy: each field is a fixed-width block of bytes in a (rows x width)
 matrix plus the number of its bytes in use per row; one boolean mask then packs the used bytes
 row after row, TFRecord framing included. Only the CRC32C of each record is a per-row call (C).
+Batches are assembled 8192 rows at a time, so that the matrices fit in the CPU cache.
 Variable-length lists of integers (multivalued ids) are assembled the same way; batches with other
 variable-length lists, long strings or long feature names take the C++ encoder.
 
@@ -18,13 +19,14 @@ Wire format (field number, wire type 2 = length-delimited, so a tag byte is (n <
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Iterator, Optional
 
 import google_crc32c
 import numpy as np
 import pyarrow as pa
 
 _MAX_SHORT = 100  # key + value lengths below this keep every inner length a 1-byte varint
+CHUNK_ROWS = 8192  # rows assembled at once: the byte matrices stay in cache (1.5x faster than 64k rows)
 _CRC_TABLE = None
 _ZEROS = np.zeros(16, dtype=np.uint8)
 
@@ -32,12 +34,15 @@ _ZEROS = np.zeros(16, dtype=np.uint8)
 def encode_tfrecords(batch: pa.RecordBatch, fallback) -> bytes:
     """TFRecord-framed serialized tf.Examples of ``batch``'s rows; ``fallback(batch)`` gives the
     same for batches the fast path does not handle (a list of serialized examples)."""
-    if batch.num_rows == 0:
-        return b""
-    blocks = _blocks(batch)
-    if blocks is None:
-        return frame_records(fallback(batch))
-    return _assemble(blocks, batch.num_rows)
+    return b"".join(tfrecord_chunks(batch, fallback))
+
+
+def tfrecord_chunks(batch: pa.RecordBatch, fallback, rows: int = CHUNK_ROWS) -> Iterator[bytes]:
+    """The bytes of :func:`encode_tfrecords`, ``rows`` rows at a time (slices of a record batch are free)."""
+    for start in range(0, batch.num_rows, rows):
+        part = batch.slice(start, rows)
+        blocks = _blocks(part)
+        yield frame_records(fallback(part)) if blocks is None else _assemble(blocks, part.num_rows)
 
 
 def frame_records(records) -> bytes:

@@ -22,7 +22,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from ctrcvr.config import Config, FeatureConfig
-from transforms.vocabulary import VocabularySpec, vocabularies
+from transforms.vocabulary import VocabularySpec, apply_vocabularies
 
 TRANSFORMED_SUFFIX = "_xf"
 ColumnKind = Literal["string", "string_list", "float", "int"]
@@ -96,15 +96,17 @@ class Schema:
 def preprocessing_fn(inputs: Mapping[str, tf.Tensor], schema: Schema) -> dict[str, tf.Tensor]:
     """TFT preprocessing: one transform per declared feature, passthrough for everything else.
 
-    Every vocabulary comes from one analyzer (``transforms.vocabulary``): the same files and ids
-    as ``tft.compute_and_apply_vocabulary(vocab_filename=name)``, in one pass instead of one each.
+    Every vocabulary comes from one analyzer and is applied with one lookup table
+    (``transforms.vocabulary``): the same files and ids as
+    ``tft.compute_and_apply_vocabulary(vocab_filename=name)``, at the fixed cost of one.
     Bind ``schema`` with ``functools.partial`` before handing this to TFT.
     """
     inputs = {**inputs, **{f.name: clean_values(inputs[f.name]) for f in schema.features if f.multivalued}}
-    specs = [VocabularySpec(f.name, f.top_k, f.frequency_threshold)
+    specs = [VocabularySpec(f.name, f.top_k, f.frequency_threshold, f.num_oov_buckets)
              for f in schema.features if f.transform == "vocabulary"]
-    paths = vocabularies(inputs, specs) if specs else {}
-    outputs = {transformed_name(f.name): _transform(f, inputs[f.name], paths.get(f.name)) for f in schema.features}
+    ids = apply_vocabularies(inputs, specs) if specs else {}
+    outputs = {transformed_name(f.name): ids[f.name] if f.name in ids else _transform(f, inputs[f.name])
+               for f in schema.features}
     for name in schema.passthrough:
         outputs[name] = tf.identity(inputs[name])
     return outputs
@@ -120,10 +122,7 @@ def clean_values(x: tf.SparseTensor) -> tf.SparseTensor:
     return ragged.to_sparse()
 
 
-def _transform(feature: FeatureConfig, x: tf.Tensor, vocabulary=None) -> tf.Tensor:
-    if feature.transform == "vocabulary":
-        return tft.apply_vocabulary(x, deferred_vocab_filename_tensor=vocabulary,
-                                    num_oov_buckets=feature.num_oov_buckets)
+def _transform(feature: FeatureConfig, x: tf.Tensor) -> tf.Tensor:
     if feature.transform == "hash":
         if isinstance(x, tf.SparseTensor):
             return tf.SparseTensor(x.indices, tf.strings.to_hash_bucket_fast(x.values, feature.hash_buckets),
