@@ -19,7 +19,7 @@ Wire format (field number, wire type 2 = length-delimited, so a tag byte is (n <
 """
 from __future__ import annotations
 
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Union
 
 import google_crc32c
 import numpy as np
@@ -37,7 +37,7 @@ def encode_tfrecords(batch: pa.RecordBatch, fallback) -> bytes:
     return b"".join(tfrecord_chunks(batch, fallback))
 
 
-def tfrecord_chunks(batch: pa.RecordBatch, fallback, rows: int = CHUNK_ROWS) -> Iterator[bytes]:
+def tfrecord_chunks(batch: pa.RecordBatch, fallback, rows: int = CHUNK_ROWS) -> Iterator[Union[bytes, memoryview]]:
     """The bytes of :func:`encode_tfrecords`, ``rows`` rows at a time (slices of a record batch are free)."""
     for start in range(0, batch.num_rows, rows):
         part = batch.slice(start, rows)
@@ -206,9 +206,9 @@ def _varints(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ---------------------------------------------------------------------- assembly
-def _assemble(blocks: list, n: int) -> bytes:
-    used = [np.full(n, w, np.int64) if u is None else u for w, u, _, _ in blocks]
-    features = np.sum(used, axis=0)
+def _assemble(blocks: list, n: int) -> memoryview:
+    features = sum((u for _, u, _, _ in blocks if u is not None), np.zeros(n, np.int64))
+    features += sum(w for w, u, _, _ in blocks if u is None)
     prefix, prefix_len = _varints(features.astype(np.uint64))
     data_len = 1 + prefix_len + features
     length = np.ascontiguousarray(data_len, dtype="<u8").view(np.uint8).reshape(n, 8)
@@ -235,7 +235,7 @@ def _assemble(blocks: list, n: int) -> bytes:
                        dtype=np.uint64, count=n)
     footer = _mask_array(crcs).astype("<u4").view(np.uint8).reshape(n, 4)
     out[(starts + 12 + data_len)[:, None] + np.arange(4)] = footer
-    return out.tobytes()
+    return out.data
 
 
 def _masked_crc_rows(rows: np.ndarray) -> np.ndarray:

@@ -66,7 +66,7 @@ def apply_vocabularies(tensors: Mapping[str, tf.Tensor], specs: Sequence[Vocabul
         inputs, _CountAndWrite(tuple(specs)), output_dtypes=[tf.string] * (len(specs) + 1),
         output_shapes=[[]] * (len(specs) + 1), output_asset_default_values=[b"__placeholder__"] * (len(specs) + 1),
         name="vocabularies")
-    table = _OneTable()  # paths[:-1], the per-feature files, are assets for vocabulary_file_by_name
+    table = _OneTable(len(specs))  # paths[:-1], the per-feature files, are assets for vocabulary_file_by_name
     return {spec.name: tft.apply_vocabulary(tensors[spec.name], paths[-1], num_oov_buckets=spec.num_oov_buckets,
                                             lookup_fn=table.lookup_fn(i, spec.num_oov_buckets))
             for i, spec in enumerate(specs)}
@@ -78,36 +78,41 @@ class _OneTable:
     The file holds, for each feature ``i`` in turn, a line ``<i>:`` and then ``<i>:<token>`` per
     token, and a last line ``<n>:``: a feature's ids start one line after its own ``<i>:`` line
     and end before the next feature's. (A token is never empty, so ``<i>:`` is no token's key; an
-    empty value looks up that line and is out of the feature's range: OOV, as in TFT.)
+    empty value looks up that line and is out of the feature's range: OOV, as in TFT.) Once the
+    vocabulary exists (the path is known when the graph is traced) the table and those bounds are
+    made at trace time, so the traced graph holds one lookup per feature and constants.
     """
 
-    def __init__(self):
-        self._table = None
+    def __init__(self, n: int):
+        self._n = n
+        self._table = self._bounds = None
 
     def lookup_fn(self, index: int, num_oov_buckets: int):
         """``tft.apply_vocabulary``'s ``lookup_fn`` for feature ``index``: (ids, size of the ids' range)."""
         def lookup(x, path):
-            table = self._get(path)
+            table, bounds = self._get(path)
+            first, end = bounds[index] + 1, bounds[index + 1]
             values = x.values if isinstance(x, tf.SparseTensor) else x
-            first = table.lookup(tf.constant(f"{index}:")) + 1
-            size = table.lookup(tf.constant(f"{index + 1}:")) - first
             found = table.lookup(tf.strings.join([f"{index}:", values]))
-            oov = size + tf.strings.to_hash_bucket_fast(values, num_oov_buckets)
+            oov = (end - first) + tf.strings.to_hash_bucket_fast(values, num_oov_buckets)
             ids = tf.where(found >= first, found - first, oov)
             if isinstance(x, tf.SparseTensor):
                 ids = tf.SparseTensor(x.indices, ids, x.dense_shape)
-            return ids, size + num_oov_buckets
+            return ids, tf.convert_to_tensor(end - first + num_oov_buckets, tf.int64)
         return lookup
 
-    def _get(self, path) -> tf.lookup.StaticHashTable:
+    def _get(self, path):
         if self._table is None:
             with contextlib.ExitStack() as stack:
-                if tf.inside_function() and isinstance(path, (ops.EagerTensor, str)):
+                known = tf.inside_function() and isinstance(path, (ops.EagerTensor, str))
+                if known:
                     stack.enter_context(tf.init_scope())  # as TFT does: initialised once, not on every call
                 self._table = tf.lookup.StaticHashTable(tf.lookup.TextFileInitializer(
                     path, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE, tf.int64,
                     tf.lookup.TextFileIndex.LINE_NUMBER), default_value=-1)
-        return self._table
+                bounds = self._table.lookup(tf.constant([f"{i}:" for i in range(self._n + 1)]))
+                self._bounds = [int(b) for b in bounds.numpy()] if known else tf.unstack(bounds)
+        return self._table, self._bounds
 
 
 def ordered_vocabulary(counts: Mapping[bytes, int], spec: VocabularySpec) -> list[bytes]:
