@@ -5,19 +5,23 @@
 
 For each size: simulate (``pipeline.simulate.simulate``, default config, Parquet), then run
 ``ctrcvr preprocess`` in a fresh process and report the job's rows/s (``report.json``: from the
-job's start to its report, TF/Beam imports excluded), the process wall time (imports included)
-and the peak resident memory of the process tree (children included), sampled from /proc.
+job's start to its report, TF/Beam imports excluded), the process wall time (imports included),
+its CPU seconds (user + system, children included: less sensitive than wall time to other
+processes on the machine) and the peak resident memory of the process tree, sampled from /proc.
 The baseline does the same vocabulary encoding and scaling in this process with pyarrow +
 pandas (read, frequency-ordered factorize of the 10 categoricals, log1p z-score of the price;
-no validation, no TFRecord writing). Then the Ali-CCP raw join (``configs/aliccp_raw.yaml``) on a
-generated raw-format skeleton + common-features pair. Run it alone on the machine (``uptime``).
-Results also go to benchmarks/out/preprocess.json.
+no validation, no TFRecord writing), right after each job, so each ratio compares two
+measurements taken under the same load. ``--repeat N`` runs every size N times and also prints
+the median. Then the Ali-CCP raw join (``configs/aliccp_raw.yaml``) on a generated raw-format
+skeleton + common-features pair. Run it alone on the machine (``uptime``); the load average is
+printed with every run. Results also go to benchmarks/out/preprocess.json.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -38,6 +42,7 @@ def main() -> int:
     parser.add_argument("--aliccp-rows", type=int, default=200_000, help="raw skeleton rows (0: skip)")
     parser.add_argument("--runner", default="local", choices=["local", "local-multiprocess"])
     parser.add_argument("--work-dir", default=None, help="where to put data (default: a temp dir, removed)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per size (the median is printed too)")
     args = parser.parse_args()
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="ctrcvr-bench-"))
     print(f"load average: {os.getloadavg()[0]:.2f} (cores: {os.cpu_count()}); work dir {work}")
@@ -45,14 +50,25 @@ def main() -> int:
     for n in [int(x) for x in args.rows.split(",") if x]:
         raw = work / f"sim-{n}"
         _simulate(n, raw)
-        job = _run_job(["--config", str(REPO / "configs/default.yaml"), "--input", str(raw)], work / f"xf-{n}",
-                       [f"preprocess.runner={args.runner}"])
-        baseline = _pandas_baseline(raw)
-        row = {"rows": n, **job, "pandas_seconds": baseline, "ratio_vs_pandas": round(job["job_seconds"] / baseline, 1)}
-        results["exposures"].append(row)
-        print(f"{n:>9,} exposures: job {job['job_seconds']:.1f} s = {job['rows_per_second']:,.0f} rows/s "
-              f"(process {job['process_seconds']:.1f} s incl. imports), peak RSS {job['peak_rss_mb']:,.0f} MB; "
-              f"pandas {baseline:.2f} s; job / pandas = {row['ratio_vs_pandas']:.0f}x")
+        runs = []
+        for _ in range(args.repeat):
+            job = _run_job(["--config", str(REPO / "configs/default.yaml"), "--input", str(raw)], work / f"xf-{n}",
+                           [f"preprocess.runner={args.runner}"])
+            baseline = _pandas_baseline(raw)
+            runs.append({"rows": n, **job, "pandas_seconds": baseline,
+                         "ratio_vs_pandas": round(job["job_seconds"] / baseline, 1)})
+            print(f"{n:>9,} exposures: job {job['job_seconds']:.1f} s = {job['rows_per_second']:,.0f} rows/s "
+                  f"(process {job['process_seconds']:.1f} s incl. imports, {job['cpu_seconds']:.1f} CPU s), peak RSS "
+                  f"{job['peak_rss_mb']:,.0f} MB; pandas {baseline:.2f} s; job / pandas = "
+                  f"{runs[-1]['ratio_vs_pandas']:.0f}x; load {job['load_average']:.2f}", flush=True)
+        results["exposures"] += runs
+        if len(runs) > 1:
+            median = {k: float(np.median([r[k] for r in runs])) for k in
+                      ("job_seconds", "rows_per_second", "cpu_seconds", "ratio_vs_pandas")}
+            results.setdefault("medians", {})[str(n)] = median
+            print(f"{n:>9,} exposures, median of {len(runs)}: job {median['job_seconds']:.1f} s = "
+                  f"{median['rows_per_second']:,.0f} rows/s, {median['cpu_seconds']:.1f} CPU s, "
+                  f"job / pandas = {median['ratio_vs_pandas']:.0f}x")
     if args.aliccp_rows:
         raw = work / "aliccp_raw"
         skeleton, common = _write_aliccp_raw(raw, args.aliccp_rows)
@@ -87,17 +103,19 @@ def _simulate(n: int, out: Path) -> None:
 def _run_job(args: list[str], out: Path, overrides: list[str]) -> dict:
     command = [sys.executable, "-m", "ctrcvr.cli", "preprocess", *args, "--output-dir", str(out), "--overwrite",
                "--log-level", "WARNING"] + [a for o in overrides for a in ("--set", o)]
-    started = time.time()
+    started, before = time.time(), resource.getrusage(resource.RUSAGE_CHILDREN)
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     peak = _PeakRss(process.pid)
     output = process.communicate()[0]
-    seconds = time.time() - started
+    seconds, after = time.time() - started, resource.getrusage(resource.RUSAGE_CHILDREN)
     peak.stop()
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
     if process.returncode != 0:
         raise RuntimeError(f"preprocess failed ({process.returncode}):\n{output[-3000:]}")
     report = json.loads((out / "report.json").read_text())
     return {"job_seconds": report["seconds"], "rows_per_second": report["rows_per_second"],
-            "process_seconds": round(seconds, 2), "peak_rss_mb": round(peak.peak / 2 ** 20, 1),
+            "process_seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2), "load_average": os.getloadavg()[0],
+            "peak_rss_mb": round(peak.peak / 2 ** 20, 1),
             "rows_read": report["rows_read"], "rows_rejected": report["rows_rejected"]}
 
 

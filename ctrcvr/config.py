@@ -249,6 +249,10 @@ class PreprocessConfig(_Section):
     compression_level: int = Field(1, ge=1, le=9, description="gzip level of the TFRecord shards (1 = fastest; "
                                    "1-3 use ISA-L's deflate, about 4x faster than zlib's level 1 at a similar "
                                    "size, 4-9 zlib's)")
+    read_once: bool = Field(
+        True, description="file sources on local runners: read and validate the input once, keeping the validated "
+        "rows for the second pass in temporary Arrow files (about 170 bytes a row, deleted at the end); false: read "
+        "and validate twice (as on Dataflow)")
     conversion_without_click: Literal["reject", "fix"] = "reject"
     rating_without_response: Literal["reject", "fix"] = Field(
         "reject", description="survey: a rating on a non-response row is rejected, or dropped (fix)")

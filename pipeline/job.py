@@ -1,6 +1,6 @@
 """The preprocessing Beam job: raw files -> validated, split, transformed TFRecord shards.
 
-Wiring only: reading lives in ``sources`` / ``aliccp`` / ``ratings``, validation in
+Wiring only: reading lives in ``sources`` / ``aliccp`` / ``ratings`` and ``read``, validation in
 ``validation``, splitting in ``splits``, the transform in ``transforms.features.preprocessing_fn``,
 writing in ``sink``. Outputs under ``out_dir``:
 
@@ -10,34 +10,32 @@ writing in ``sink``. Outputs under ``out_dir``:
     rejects/rejects-*.jsonl                           every rejected row with its reason and raw values
     report.json                                       counts that reconcile: read = written + rejected
 
-File sources are read twice, once to analyse (train rows only) and once to transform and write,
-so each pass streams through whole Arrow record batches and memory stays flat however many rows
-there are (a single pass would hold every row until the analysis ends); the next chunk is read
+The data goes through TFT twice, once to analyse (train rows only) and once to transform and
+write, each pass streaming whole Arrow record batches so memory stays flat however many rows
+there are (a single pass would hold every row until the analysis ends). File sources are read
+and validated once, on local runners: the first pass also appends what it validated to temporary
+Arrow files that the second pass reads back (``pipeline.spill``, ``preprocess.read_once``); on
+Dataflow, or with ``read_once: false``, they are read and validated twice. The next chunk is read
 and validated on a second thread while TFT works on the current one. Ali-CCP raw is read once:
 its keyed join groups the rows anyway.
 """
 from __future__ import annotations
 
-import collections
 import functools
 import gc
 import json
 import logging
-import queue
 import shutil
 import tempfile
-import threading
 import time
 from typing import Optional
 
 import ctrcvr  # noqa: F401
 import apache_beam as beam
-import numpy as np
 import pyarrow as pa
 import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
 from tfx_bsl.tfxio import tensor_adapter, tensor_representation_util
 
@@ -45,15 +43,15 @@ from ctrcvr.config import Config
 from ctrcvr.outputs import prepare_output_dir
 from pipeline import runners, splits
 from pipeline.aliccp import ReadAliccpRaw
-from pipeline.report import MILLI, SPLITS, build_report, format_report, write_text
+from pipeline.report import build_report, format_report, write_text
+from pipeline.read import NAMESPACE, SPLIT_COLUMN, ReadValidateSplit, ValidateSplit
 from pipeline.sink import WriteTFRecordShards
-from pipeline.sources import expand_patterns, reader_for
-from pipeline.validation import RowValidator, to_record_batches
+from pipeline.spill import ReadSpilled
+from pipeline.sources import expand_patterns
+from pipeline.validation import RowValidator
 from transforms.features import Schema, preprocessing_fn
 
 log = logging.getLogger(__name__)
-NAMESPACE = "ctrcvr"
-SPLIT_COLUMN = "__split__"  # which split a record batch belongs to; TFT passes it through untouched
 
 
 class PreprocessFailed(ValueError):
@@ -78,104 +76,6 @@ def make_validator(config: Config, schema: Schema) -> RowValidator:
         optional=(lab.conversion,) if lab.task == "survey" else ())
 
 
-class _ValidateSplit(beam.DoFn):
-    """Chunks -> record batches of one split each (named in SPLIT_COLUMN), and tagged JSON rejects.
-    With ``count`` (the writing pass) every row is counted as read and as written to a split or
-    rejected for a reason."""
-
-    def __init__(self, validator: RowValidator, config: Config, tft_schema: pa.Schema, count: bool,
-                 outputs=SPLITS):
-        self._validator, self._count, self._outputs = validator, count, outputs
-        self._split = config.data.split
-        self._rows = config.preprocess.batch_rows
-        self._labels = (config.labels.click, config.labels.conversion)
-        self._tft_schema = tft_schema
-
-    def process(self, element):
-        outputs, counts = self.split(element)
-        _increment(counts)
-        yield from outputs
-
-    def split(self, element) -> tuple[list, collections.Counter]:
-        """One chunk's outputs and counter increments (no Beam calls: safe on any thread)."""
-        path, file_split, table, rows, rejects = element
-        outputs, counts = [], collections.Counter()
-        self._rejects(rejects, outputs, counts)
-        generated = getattr(path, "generated", False)  # rows no file holds (pipeline.ratings.UnobservedPairs)
-        counts["rows_generated" if generated else "rows_read"] += table.num_rows + len(rejects)
-        if table.num_rows == 0:
-            return outputs, counts
-        missing = self._validator.missing_columns(table.column_names)
-        if missing:
-            raise ValueError(f"{path}: missing required column(s) {', '.join(missing)}; "
-                             f"found {', '.join(map(str, table.column_names))}")
-        clean, rejects, fixes = self._validator.validate(table, path, rows)
-        self._rejects(rejects, outputs, counts)
-        counts.update(fixes)
-        for split, mask in splits.assign(clean, self._split, file_split).items():
-            if split in self._outputs and mask.any():
-                part = clean.filter(mask) if not mask.all() else clean
-                counts[f"{split}:rows"] += part.num_rows
-                counts[f"{split}:generated"] += part.num_rows if generated else 0
-                for name in self._labels:
-                    total = np.sum(part.column(name).to_numpy(), dtype=np.float64)
-                    counts[f"{split}:sum:{name}"] += int(round(total * MILLI))
-                outputs += to_record_batches(part, self._tft_schema, self._rows, {SPLIT_COLUMN: split})
-        return outputs, (counts if self._count else collections.Counter())
-
-    def _rejects(self, rejects, outputs: list, counts) -> None:
-        if self._count:
-            for reject in rejects:
-                counts[f"rejected:{reject.reason}"] += 1
-                outputs.append(beam.pvalue.TaggedOutput("rejects", reject.to_json()))
-
-
-class _ReadValidateSplit(_ValidateSplit):
-    """(path, split) -> the same outputs, ``batch_rows`` rows at a time; the next chunk is read and
-    validated on a background thread while the current one goes through TFT (Arrow, numpy and TF
-    release the GIL, so two cores work)."""
-
-    def __init__(self, data, columns: list[str], *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._data, self._columns = data, columns
-
-    def process(self, element):
-        path, file_split = element
-        chunks = reader_for(self._data, path, self._columns).chunks(path, self._rows)
-        for outputs, counts in _read_ahead(self.split((path, file_split, *chunk)) for chunk in chunks):
-            _increment(counts)
-            yield from outputs
-
-
-def _read_ahead(items, depth: int = 1):
-    """Yields ``items``, computing the next ``depth`` of them on a background thread."""
-    results: queue.Queue = queue.Queue(maxsize=depth)
-    done = object()
-
-    def produce():
-        try:
-            for item in items:
-                results.put((item, None))
-        except BaseException as err:  # noqa: BLE001  (re-raised in the consumer)
-            results.put((None, err))
-        results.put((done, None))
-
-    threading.Thread(target=produce, daemon=True, name="read-ahead").start()
-    while True:
-        item, err = results.get()
-        if err is not None:
-            raise err
-        if item is done:
-            return
-        yield item
-
-
-def _increment(counts) -> None:
-    for name, n in counts.items():
-        if n:
-            Metrics.counter(NAMESPACE, name).inc(n)
-
-
 def run_preprocess(config: Config, inputs: list[tuple[str, Optional[str]]], out_dir,
                    overwrite: bool = False) -> dict:
     """Runs the job over ``(path, split-or-None)`` inputs and returns the reconciled report.
@@ -190,9 +90,9 @@ def run_preprocess(config: Config, inputs: list[tuple[str, Optional[str]]], out_
     tft_schema = validator.arrow_schema(list(raw_spec)).append(pa.field(SPLIT_COLUMN, pa.list_(pa.binary())))
     adapter = tensor_adapter.TensorAdapterConfig(
         tft_schema, tensor_representation_util.InferTensorRepresentationsFromSchema(raw_metadata.schema))
-    local = runners.is_local(config.preprocess)
-    temp_dir = (tempfile.mkdtemp(prefix="tft-", dir=out) if local and "://" not in out
-                else config.preprocess.dataflow.temp_location or f"{out}/tmp")
+    local = runners.is_local(config.preprocess) and "://" not in out  # temporary files on this machine
+    temp_dir = tempfile.mkdtemp(prefix="tft-", dir=out) if local else (
+        config.preprocess.dataflow.temp_location or f"{out}/tmp")
     started = time.time()
     log.info("preprocess: %d input file(s) -> %s (runner %s)", len(inputs), out, config.preprocess.runner)
     pipeline = beam.Pipeline(runner=runners.make_runner(config.preprocess),
@@ -200,13 +100,14 @@ def run_preprocess(config: Config, inputs: list[tuple[str, Optional[str]]], out_
     gc.freeze()  # the millions of objects TF and Beam import need no rescanning by every collection
     try:
         with tft_beam.Context(temp_dir=temp_dir, passthrough_keys={SPLIT_COLUMN}):
-            _build(pipeline, config, inputs, out, validator, adapter, raw_metadata)
+            _build(pipeline, config, inputs, out, validator, adapter, raw_metadata,
+                   spill_dir=f"{temp_dir}/spill" if local and config.preprocess.read_once else None)
             result = pipeline.run()
             result.wait_until_finish()
     finally:
         gc.unfreeze()
-    if local and "://" not in out:
-        shutil.rmtree(temp_dir, ignore_errors=True)
+        if local:
+            shutil.rmtree(temp_dir, ignore_errors=True)
     tft_output = tft.TFTransformOutput(out)
     vocabularies = {f.name: tft_output.vocabulary_size_by_name(f.name)
                     for f in schema.features if f.transform == "vocabulary"}
@@ -217,7 +118,7 @@ def run_preprocess(config: Config, inputs: list[tuple[str, Optional[str]]], out_
     return report
 
 
-def _build(p, config, inputs, out, validator, adapter, raw_metadata):
+def _build(p, config, inputs, out, validator, adapter, raw_metadata, spill_dir=None):
     fn = functools.partial(preprocessing_fn, schema=Schema.from_config(config))
     read_columns = list(validator.kinds)
     if config.data.source == "aliccp_raw":
@@ -226,27 +127,35 @@ def _build(p, config, inputs, out, validator, adapter, raw_metadata):
             {f.name for f in config.features if f.multivalued}, config.preprocess.batch_rows,
             config.data.aliccp.join_buckets)
         train = chunks | "ValidateForAnalysis" >> beam.ParDo(
-            _ValidateSplit(validator, config, adapter.arrow_schema, count=False, outputs=("train",)))
+            ValidateSplit(validator, config, adapter.arrow_schema, count=False, outputs=("train",)))
         parts = chunks | "ValidateSplit" >> beam.ParDo(
-            _ValidateSplit(validator, config, adapter.arrow_schema, count=True)).with_outputs("rejects",
+            ValidateSplit(validator, config, adapter.arrow_schema, count=True)).with_outputs("rejects",
                                                                                              main="batches")
-    else:
+        batches, rejects = parts.batches, (parts.rejects, side_rejects) | beam.Flatten()
+    elif spill_dir:  # read once: the first pass spills what it validated, the second reads that back
+        args = (config.data, read_columns, validator, config, adapter.arrow_schema)
+        first = (p | "ListInputs" >> beam.Create(inputs)
+                 | "ReadValidateSplit" >> beam.ParDo(ReadValidateSplit(
+                     *args, count=True, spill_dir=spill_dir, downstream=("train",)))
+                 .with_outputs("rejects", "spilled", main="batches"))
+        train, rejects = first.batches, first.rejects
+        batches = first.spilled | "ReadSpilled" >> beam.ParDo(ReadSpilled())
+    else:  # read twice: once to analyse (train rows), once to transform and write
         args = (config.data, read_columns, validator, config, adapter.arrow_schema)
         train = (p | "ListInputsForAnalysis" >> beam.Create(inputs)
-                 | "ReadForAnalysis" >> beam.ParDo(_ReadValidateSplit(*args, count=False, outputs=("train",))))
+                 | "ReadForAnalysis" >> beam.ParDo(ReadValidateSplit(*args, count=False, outputs=("train",))))
         parts = (p | "ListInputs" >> beam.Create(inputs)
-                 | "ReadValidateSplit" >> beam.ParDo(_ReadValidateSplit(*args, count=True))
+                 | "ReadValidateSplit" >> beam.ParDo(ReadValidateSplit(*args, count=True))
                  .with_outputs("rejects", main="batches"))
-        side_rejects = None
+        batches, rejects = parts.batches, parts.rejects
     transform_fn = (train, adapter) | "Analyze" >> tft_beam.AnalyzeDataset(fn)
-    transformed, _ = (((parts.batches, adapter), transform_fn)
+    transformed, _ = (((batches, adapter), transform_fn)
                       | "Transform" >> tft_beam.TransformDataset(output_record_batches=True))
     _ = transformed | "Write" >> WriteTFRecordShards(
         out, SPLIT_COLUMN, config.preprocess.num_shards, config.preprocess.compression_level,
         counter=(NAMESPACE, "{split}:written"))
     _ = transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(out)
     _ = raw_metadata | "WriteRawMetadata" >> tft_beam.WriteMetadata(f"{out}/metadata", pipeline=p)
-    rejects = parts.rejects if side_rejects is None else (parts.rejects, side_rejects) | beam.Flatten()
     _ = rejects | "WriteRejects" >> beam.io.WriteToText(
         f"{out}/rejects/rejects", file_name_suffix=".jsonl", num_shards=1)
 
