@@ -144,6 +144,14 @@ class DataConfig(_Section):
     aliccp: AliccpRawConfig = AliccpRawConfig()
     ratings: RatingsConfig = RatingsConfig()
 
+    @model_validator(mode="after")
+    def _check_ratings(self):
+        if self.ratings.unobserved != 0 and self.source not in ("ratings", "simulated_ratings"):
+            raise ValueError(f"ratings.unobserved applies to the ratings sources, not to source {self.source!r}")
+        if self.source == "simulated_ratings" and self.split.by == "files":
+            raise ValueError("source 'simulated_ratings' writes one MNAR file: split it by hash, not by files")
+        return self
+
 
 class FeatureConfig(_Section):
     """One feature, declared once; read by preprocessing_fn and by the model."""

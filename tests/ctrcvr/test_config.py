@@ -74,10 +74,11 @@ def test_ratings_keys_unobserved_split_key_list_and_the_ratings_world():
                                         "split": {"key": ["user_id", "item_id"]}},
                                "simulate_ratings": {"n_users": 50, "n_items": 20, "test_items": 5}})
     assert config.data.ratings.unobserved == "all" and config.data.split.key == ["user_id", "item_id"]
-    assert config_from_dict({"data": {"ratings": {"unobserved": 4}}}).data.ratings.unobserved == 4
+    assert config_from_dict({"data": {"source": "ratings", "ratings": {"unobserved": 4}}}).data.ratings.unobserved == 4
     for bad, message in (({"data": {"ratings": {"unobserved": -1}}}, "data.ratings.unobserved"),
                          ({"data": {"split": {"key": []}}}, "data.split.key"),
                          ({"simulate_ratings": {"n_items": 5, "test_items": 6}}, "test_items"),
-                         ({"eval": {"ranking_ks": [0, 5]}}, "eval.ranking_ks")):
+                         ({"eval": {"ranking_ks": [0, 5]}}, "eval.ranking_ks"),
+                         ({"data": {"source": "csv", "ratings": {"unobserved": 2}}}, "applies to the ratings sources")):
         with pytest.raises(ConfigError, match=message):
             config_from_dict(bad)
