@@ -39,6 +39,10 @@ class SimulateConfig(_Section):
         1.0, ge=0, description="strength of the confounder shared by click and conversion (0 = none)")
     hidden_confounding: float = Field(
         0.0, ge=0, description="strength of a per-exposure confounder no feature reveals")
+    position_selectivity: float = Field(
+        0.0, ge=0, le=2, description="how much more the confounder drives clicks deep in the list than at "
+        "the top: its click coefficient is selection_bias * (1 + k (depth - 1/2)), depth = log(position) / "
+        "log(20) in [0, 1] (0 = the same at every position)")
     survey_share: float = Field(0.5, ge=0, le=1, description="share of clicked exposures that get a survey")
     response_rate: float = Field(0.02, gt=0, lt=1, description="target mean survey response rate")
     response_satisfaction_slope: float = Field(

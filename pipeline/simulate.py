@@ -7,18 +7,26 @@ draws a user by activity, an item by popularity, and a context: ``day`` (ids are
 ``hour`` (daily cycle), ``device`` ("ios"/"android"/"pc"), ``position`` 1..20 (top slots more frequent).
 
 Structural equations (sigma = logistic, a.b = factor dot product / sqrt(latent_dim), sb = ``selection_bias``,
-hc = ``hidden_confounding``):
-    Z = 0.85 (alpha_u + beta_i + z_u.z_i) / sqrt(3)   confounder, a function of (user, item) only
+hc = ``hidden_confounding``, k = ``position_selectivity``):
+    Z = 0.85 (alpha_u + beta_i) / sqrt(2)            confounder: the user's purchase intent and the item's
+                                                     deal quality (seed 003 §3.3), a function of (user, item)
     H ~ N(0, 1) per exposure                          hidden confounder, in no column
-    click logit      = a_ctr + c_u + c_i + 0.8 p_u.q_i + position/device/hour effects + sb Z + hc H
-    conversion logit = a_cvr + v_u + v_i + 0.8 r_u.s_i + age/category/price effects   + sb Z + hc H
+    m(position) = 1 + k (log(position) / log(20) - 1/2)   selectivity: deep clicks are more deliberate
+    click logit      = a_ctr + c_u + c_i + 0.8 p_u.q_i + position/device/hour effects + sb m Z + hc H
+    conversion logit = a_cvr + v_u + v_i + 0.8 r_u.s_i + age/category/price effects   + sb Z   + hc H
     gt_ctr = sigma(click logit); gt_cvr = sigma(conversion logit) = P(conversion | do(click))
     click ~ Bernoulli(gt_ctr); gt_conversion ~ Bernoulli(gt_cvr); conversion = click * gt_conversion
 Click and conversion drivers are drawn independently (their chance correlation in the finite world
 is removed, see ``_decorrelate``), so Z and H are their only common causes. With sb = hc = 0, mean
 gt_cvr among clicks / mean gt_cvr overall is 1 up to noise (sd across seeds ~0.015 for 300 users x
 200 items, ~0.007 for the default world, ~0.05 with latent_dim=1); with sb = 1 and the default rates
-it is ~1.8 (1.6-2.0 across seeds), with sb = 0.5 ~1.15.
+it is ~1.7 (sd 0.08 across seeds), with sb = 0.5 ~1.15.
+Why k: with rare clicks a logistic click model tilts every cell of the features by about the same
+factor exp(sb m Var Z), so a selection that is equally strong everywhere inflates the click-space
+CVR by a near-constant odds ratio: calibration suffers, rankings (AUC) barely do. With k > 0 the
+inflation grows with the position (k = 1.5: ratio ~1.2 in slots 1-2, ~2.3 in slots 10-20 while the
+true CVR does not depend on the position), so a CVR model fitted on clicks learns a spurious
+position effect: a bias that changes the ranking, and that inverse-propensity weighting can undo.
 a_ctr and a_cvr are set by bisection on a deterministic pilot sample so that mean gt_ctr = ``ctr``
 and E[gt_ctr gt_cvr] / E[gt_ctr] (the conversion rate among clicks) = ``cvr``.
 
@@ -63,7 +71,8 @@ _HOUR_P = (1 + 0.6 * np.cos(2 * np.pi * (np.arange(24) - 20) / 24)) / 24
 _POSITION_P = np.arange(1, 21) ** -0.5 / np.sum(np.arange(1, 21) ** -0.5)
 _PILOT_ROWS = 200_000
 _Z_SD = 0.85  # standard deviation of the confounder Z: selection_bias=1 gives a ratio of about 1.8
-_MECHANISMS = ("click", "conv", "z", "sat")
+_MECHANISMS = ("click", "conv", "z", "sat")  # each has a per-user and a per-item offset
+_FACTOR_MECHANISMS = ("click", "conv", "sat")  # these also have latent factors (user . item affinity)
 _FACTOR_WEIGHT = 0.8  # of the factor product in the click and the conversion logit
 
 
@@ -128,7 +137,8 @@ def _make_world(c: SimulateConfig, rng: np.random.Generator) -> tuple[dict, dict
     for table, n, sd in ((users, nu, (0.5, 0.4, 1.0, 0.5)), (items, ni, (0.5, 0.4, 1.0, 0.7))):
         for mechanism, scale in zip(_MECHANISMS, sd):
             table[mechanism] = rng.normal(0.0, scale, n)
-            table[mechanism + "_f"] = rng.standard_normal((n, d))
+            if mechanism in _FACTOR_MECHANISMS:
+                table[mechanism + "_f"] = rng.standard_normal((n, d))
     users["click"] += np.array([0.0, 0.1, -0.1])[users["gender"]]
     users["conv"] += rng.normal(0.0, 0.25, 7)[users["age"]]
     items["conv"] += (rng.normal(0.0, 0.3, 30)[items["category"]] - 0.3 * (log_price - level) / 0.4
@@ -144,7 +154,7 @@ def _decorrelate(users: dict, items: dict, rng: np.random.Generator) -> tuple[di
     odds), beta chosen so that its mean click odds and mean conversion odds are uncorrelated.
     """
     for table in (users, items):
-        for mechanism in _MECHANISMS:
+        for mechanism in _FACTOR_MECHANISMS:
             table[mechanism + "_f"] = table[mechanism + "_f"] - table["p"] @ table[mechanism + "_f"]
         click, conv, root = table["click_f"], table["conv_f"], np.sqrt(table["p"])[:, None]
         table["conv_f"] = conv - click @ np.linalg.lstsq(click * root, conv * root, rcond=None)[0]
@@ -194,12 +204,22 @@ def _draw_exposures(users: dict, items: dict, c: SimulateConfig, rng: np.random.
 def _logits(users: dict, items: dict, c: SimulateConfig, e: dict) -> tuple[np.ndarray, np.ndarray]:
     """Click and conversion logits without their intercepts."""
     u, i = e["user_id"], e["item_id"]
-    z = _Z_SD * _term(users, items, "z", u, i, 1.0) / np.sqrt(3.0)
-    shared = c.selection_bias * z + c.hidden_confounding * e["hidden"]
+    z = _Z_SD * (users["z"][u] + items["z"][i]) / np.sqrt(2.0)
+    hidden = c.hidden_confounding * e["hidden"]
     context = (-0.6 * np.log(e["position"]) + _DEVICE_CLICK[e["device"]]
                + 0.2 * np.cos(2 * np.pi * (e["hour"] - 21) / 24))
-    return (_term(users, items, "click", u, i, _FACTOR_WEIGHT) + context + shared,
-            _term(users, items, "conv", u, i, _FACTOR_WEIGHT) + shared)
+    click = _term(users, items, "click", u, i, _FACTOR_WEIGHT) + context
+    conversion = _term(users, items, "conv", u, i, _FACTOR_WEIGHT)
+    return (click + c.selection_bias * selectivity(e["position"], c.position_selectivity) * z + hidden,
+            conversion + c.selection_bias * z + hidden)
+
+
+def selectivity(position: np.ndarray, k: float) -> np.ndarray:
+    """How strongly the confounder drives a click at this position: 1 + k (depth − 1/2), with
+    depth = log(position) / log(20) from 0 (top slot) to 1 (slot 20). k > 0: clicks deep in the
+    list are more deliberate (driven more by purchase intent) than clicks at the top."""
+    depth = np.log(position) / np.log(20.0)
+    return 1.0 + k * (depth - 0.5)
 
 
 def _response_logit(users: dict, items: dict, c: SimulateConfig, e: dict, rng: np.random.Generator):

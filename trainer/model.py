@@ -17,9 +17,10 @@ from ctrcvr.config import Config
 from trainer.estimators import Estimator, Labels, Update
 from trainer.estimators.base import POTENTIAL_OUTCOME
 from trainer.layers import FeatureEmbedding, make_tower
-from trainer.propensity import field_key
+from trainer.propensity import field_key, inverse_propensity_weights
 
 CTCVR_LOGLOSS = "ctcvr_logloss"
+CVR_SNIPS_LOGLOSS = "cvr_snips_logloss"
 
 
 class MultiTaskModel(tf_keras.Model):
@@ -40,9 +41,12 @@ class MultiTaskModel(tf_keras.Model):
         self._dense_gradients = config.train.dense_embedding_gradients
         self._trackers = [tf_keras.metrics.Mean(name=t) for t in ("loss", *estimator.terms)]
         served = estimator.outputs({t: tf.zeros([1]) for t in estimator.towers})
-        # an estimator-independent validation metric for the CVR family: log loss of the served
-        # pCTCVR against o·r, observable on every exposure (seed 003 §4.4), e.g. for early stopping
-        self._ctcvr = tf_keras.metrics.Mean(name=CTCVR_LOGLOSS) if "pctcvr" in served else None
+        # estimator-independent validation metrics of the CVR family, observable without ground truth
+        # (e.g. for early stopping): see _update_cvr_metrics
+        cvr_family = "pctcvr" in served
+        self._ctcvr = tf_keras.metrics.Mean(name=CTCVR_LOGLOSS) if cvr_family else None
+        self._cvr_snips = SelfNormalisedMean(CVR_SNIPS_LOGLOSS) if cvr_family else None
+        self._ipw = config.model.ipw
 
     def call(self, features, training=False):
         """Transformed features -> {tower name: logits of shape [batch]} (+ ``field/<name>`` vectors)."""
@@ -68,7 +72,7 @@ class MultiTaskModel(tf_keras.Model):
 
     @property
     def metrics(self):
-        return self._trackers + ([self._ctcvr] if self._ctcvr is not None else [])
+        return self._trackers + ([self._ctcvr, self._cvr_snips] if self._ctcvr is not None else [])
 
     def train_step(self, batch):
         y = self.labels(batch)
@@ -86,11 +90,25 @@ class MultiTaskModel(tf_keras.Model):
         y, logits = self.labels(batch), self(batch, training=False)
         logs = self._track(self.estimator.loss(y, logits))
         if self._ctcvr is not None:
-            p = tf.clip_by_value(self.estimator.outputs(logits)["pctcvr"], 1e-7, 1.0 - 1e-7)
-            target = y.click * y.conversion
-            self._ctcvr.update_state(-(target * tf.math.log(p) + (1.0 - target) * tf.math.log(1.0 - p)))
-            logs[CTCVR_LOGLOSS] = self._ctcvr.result()
+            logs.update(self._update_cvr_metrics(y, self.estimator.outputs(logits)))
         return logs
+
+    def _update_cvr_metrics(self, y: Labels, served: dict) -> dict:
+        """Two validation log losses every CVR-family estimator reports:
+
+        ctcvr_logloss      1/|D| Σ_D BCE(o·r, pCTCVR)  (seed 003 §4.4). Mind that an unbiased pCVR
+                           scores worse here: pCTR·P(r | do(click)) underestimates P(o = 1, r = 1)
+                           when clicked exposures convert more, so it favours click-space estimators.
+        cvr_snips_logloss  Σ_O w·BCE(r, pCVR) / Σ_O w, w = 1/pCTR bounded as ``model.ipw`` says: the
+                           self-normalised IPS estimate of the entire-space CVR log loss (the
+                           quantity the debiasing estimators minimise), with each model's own pCTR.
+        """
+        o, r = y.click, y.conversion
+        p_ctcvr = tf.clip_by_value(served["pctcvr"], 1e-7, 1.0 - 1e-7)
+        self._ctcvr.update_state(_log_loss(o * r, p_ctcvr))
+        weights = o * inverse_propensity_weights(served["pctr"], self._ipw)
+        self._cvr_snips.update_state(_log_loss(r, tf.clip_by_value(served["pcvr"], 1e-7, 1.0 - 1e-7)), weights)
+        return {CTCVR_LOGLOSS: self._ctcvr.result(), CVR_SNIPS_LOGLOSS: self._cvr_snips.result()}
 
     def update_variables(self, update: Update) -> list[tf.Variable]:
         """The variables one update trains: its towers' and the embedding groups they read."""
@@ -109,3 +127,23 @@ class MultiTaskModel(tf_keras.Model):
         for tracker in self._trackers:
             tracker.update_state(terms[tracker.name])
         return {t.name: t.result() for t in self._trackers}
+
+
+class SelfNormalisedMean(tf_keras.metrics.Metric):
+    """Σ w·v / Σ w over every batch seen: a self-normalised (SNIPS) weighted mean."""
+
+    def __init__(self, name: str, **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.weighted = self.add_weight(name="weighted", initializer="zeros")
+        self.total = self.add_weight(name="total", initializer="zeros")
+
+    def update_state(self, values, weights):
+        self.weighted.assign_add(tf.reduce_sum(weights * values))
+        self.total.assign_add(tf.reduce_sum(weights))
+
+    def result(self):
+        return self.weighted / tf.maximum(self.total, 1e-12)
+
+
+def _log_loss(labels: tf.Tensor, p: tf.Tensor) -> tf.Tensor:
+    return -(labels * tf.math.log(p) + (1.0 - labels) * tf.math.log(1.0 - p))

@@ -70,6 +70,21 @@ def test_hidden_confounding_alone_also_biases(tmp_path_factory):
     assert summary["selection_bias_ratio"] >= 1.3
 
 
+def test_position_selectivity_makes_the_bias_grow_down_the_list_while_the_truth_stays_flat(tmp_path_factory, biased):
+    out, _ = _run(tmp_path_factory, "selective", **dict(BIASED, position_selectivity=2.0))
+    x = _read(out, "exposures")
+    top, deep = x[x.position <= 2], x[x.position >= 10]
+    ratio = {name: part.loc[part.click == 1, "gt_cvr"].mean() / part["gt_cvr"].mean()
+             for name, part in (("top", top), ("deep", deep))}
+    assert ratio["deep"] > ratio["top"] + 0.6  # measured over seeds 11-13: +0.99 to +1.44
+    assert deep["gt_cvr"].mean() == pytest.approx(top["gt_cvr"].mean(), rel=0.1)  # no causal position effect
+    flat = _read(biased[0], "exposures")
+    flat_ratio = [part.loc[part.click == 1, "gt_cvr"].mean() / part["gt_cvr"].mean()
+                  for part in (flat[flat.position <= 2], flat[flat.position >= 10])]
+    # k = 0: about the same tilt at every position (measured +0.01 to +0.40 in this small world)
+    assert ratio["deep"] - ratio["top"] > flat_ratio[1] - flat_ratio[0] + 0.5
+
+
 # ----------------------------------------------------------------------------- levels
 def test_levels_hit_their_targets_without_bias(unbiased):
     _, summary = unbiased

@@ -113,6 +113,20 @@ def test_validation_reports_the_ctcvr_log_loss_of_the_served_outputs():
     assert logs["ctcvr_logloss"] == pytest.approx(expected, rel=1e-4)
 
 
+def test_validation_reports_the_snips_cvr_log_loss_over_every_batch_with_bounded_weights():
+    model = _model(_config("esmm", ipw={"max_weight": 2.0}))
+    batch = _batch()
+    model(batch)
+    model.compile(optimizer=tf_keras.optimizers.legacy.Adam(0.01), run_eagerly=True)
+    logs = model.evaluate(tf.data.Dataset.from_tensor_slices(batch).batch(N // 4), return_dict=True, verbose=0)
+    out = {k: v.numpy().astype(np.float64) for k, v in model.predict_named(batch).items()}
+    o, r = batch["click"].numpy(), batch["conversion"].numpy()
+    w = o * np.minimum(1.0 / out["pctr"], 2.0)  # model.ipw bounds the weights here too
+    e = -(r * np.log(out["pcvr"]) + (1 - r) * np.log(1 - out["pcvr"]))
+    assert logs["cvr_snips_logloss"] == pytest.approx(np.sum(w * e) / np.sum(w), rel=1e-4)  # ratio of sums
+    assert np.any(1.0 / out["pctr"][o == 1] > 2.0), "the bound must bind for this test to mean anything"
+
+
 def test_early_stopping_monitor_must_be_a_reported_validation_metric():
     from trainer.train import _check_monitor
     good = _config("multi_ipw")
