@@ -418,6 +418,11 @@ class TrainConfig(_Section):
 class EvalConfig(_Section):
     group_by: str = "user_id"
     batch_size: int = Field(8192, gt=0)
+    calibration_slices: list[str] = Field(
+        [], description="CVR family, simulated data: declared features whose values slice the eval split for "
+        "cvr_log_bias_sd_by_<feature>, the exposure-weighted sd over slices of log(mean pCVR / mean gt_cvr): "
+        "0 when every slice has the same relative bias, larger when the model learnt a spurious effect "
+        "of the feature (e.g. [position])")
     ranking_ks: list[int] = Field(
         [1, 3, 5], min_length=1, description="ratings: K of NDCG@K, DCG@K, Recall@K, MAP@K (per user)")
     snips_power: float = Field(
@@ -517,6 +522,9 @@ class Config(_Section):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"features declared twice: {', '.join(dupes)}")
+        unknown = sorted(set(self.eval.calibration_slices) - set(names))
+        if unknown:
+            raise ValueError(f"eval.calibration_slices names undeclared features: {', '.join(unknown)}")
         passthrough = {self.labels.click, self.labels.conversion, *self.labels.ground_truth}
         clash = sorted(passthrough & set(names))
         if clash:

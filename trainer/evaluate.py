@@ -19,6 +19,7 @@ import tensorflow_transform as tft
 from ctrcvr.config import Config
 from trainer import metrics as m
 from trainer.input import make_dataset, split_files
+from transforms.features import transformed_name
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,9 @@ def cvr_metrics(frame: pd.DataFrame, config: Config) -> dict[str, float]:
         out["cvr_bias"] = float(frame["pcvr"].mean() - frame["gt_cvr"].mean())
         out["cvr_mae_vs_truth"] = float(np.abs(frame["pcvr"] - frame["gt_cvr"]).mean())
         out["cvr_calibration_error"] = m.expected_calibration_error(frame["gt_cvr"], frame["pcvr"])
+        for name in config.eval.calibration_slices:
+            out[f"cvr_log_bias_sd_by_{name}"] = m.sliced_log_bias_sd(
+                frame[transformed_name(name)], frame["pcvr"], frame["gt_cvr"])
     return {k: (round(float(v), 6) if isinstance(v, float) else v) for k, v in out.items()}
 
 
@@ -76,7 +80,8 @@ def evaluate(model, config: Config, data_dir, out_dir=None) -> dict[str, float]:
     if config.labels.task == "ratings":
         from trainer.ratings_eval import ratings_metrics
         return _write(ratings_metrics(model, config, data_dir), out_dir)
-    frame = predict_split(model, config, data_dir)
+    slices = [transformed_name(name) for name in config.eval.calibration_slices]
+    frame = predict_split(model, config, data_dir, extra=slices)
     if config.labels.task == "survey":
         from trainer.survey_eval import survey_metrics
         results = survey_metrics(frame, config.model.survey, responded=config.labels.click)

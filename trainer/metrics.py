@@ -67,3 +67,21 @@ def bmse(o, p_hat, phi=None, eps: float = 1e-6) -> float:
     phi = np.ones(len(o)) if phi is None else np.asarray(phi, dtype=np.float64)
     balance = o / p - (1 - o) / (1 - p)
     return float(np.sum(np.square((balance.reshape(-1, 1) * phi.reshape(len(o), -1)).mean(axis=0))))
+
+
+def sliced_log_bias_sd(slices, predicted, truth) -> float:
+    """Exposure-weighted standard deviation over slices s of b_s = log(mean predicted_s / mean truth_s).
+
+    A model whose relative bias is the same in every slice scores 0 (a constant odds-like shift that
+    leaves rankings alone); one that learnt a spurious effect of the slicing feature scores higher.
+    """
+    frame = pd.DataFrame({"s": np.asarray(slices), "p": np.asarray(predicted, np.float64),
+                          "t": np.asarray(truth, np.float64)})
+    grouped = frame.groupby("s", sort=False)
+    stats = grouped.agg(p=("p", "mean"), t=("t", "mean"), n=("p", "size"))
+    stats = stats[(stats.p > 0) & (stats.t > 0)]
+    if stats.empty:
+        return float("nan")
+    b = np.log(stats.p / stats.t)
+    mean = np.average(b, weights=stats.n)
+    return float(np.sqrt(np.average((b - mean) ** 2, weights=stats.n)))

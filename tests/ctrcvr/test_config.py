@@ -43,6 +43,14 @@ def test_label_cannot_be_a_feature():
         config_from_dict({"features": [{"name": "click", "kind": "categorical"}]})
 
 
+def test_calibration_slices_must_be_declared_features():
+    config_from_dict({"features": [{"name": "position", "kind": "categorical"}],
+                      "eval": {"calibration_slices": ["position"]}})
+    with pytest.raises(ConfigError, match="calibration_slices names undeclared features: hour"):
+        config_from_dict({"features": [{"name": "position", "kind": "categorical"}],
+                          "eval": {"calibration_slices": ["hour"]}})
+
+
 def test_overrides_apply_typed_values_and_reject_malformed(tmp_path):
     path = _write(tmp_path, "c.yaml", {"features": [{"name": "a", "kind": "categorical"}]})
     config = load_config(path, ["train.batch_size=2048", "model.tower.units=[8, 4]", "features.0.top_k=10"])

@@ -38,3 +38,15 @@ def test_bmse_needs_observed_and_unobserved_rows():
 
 def test_auc_counts_ties_as_half():
     assert auc([0, 1, 0, 1], [0.1, 0.9, 0.5, 0.5]) == pytest.approx((1 + 1 + 1 + 0.5) / 4)
+
+
+def test_sliced_log_bias_sd_is_zero_for_a_constant_relative_bias_and_grows_with_a_spurious_effect():
+    from trainer.metrics import sliced_log_bias_sd
+    slices = np.array([1, 1, 2, 2, 2, 2])  # slice 1: 2 exposures, slice 2: 4
+    truth = np.array([0.1, 0.3, 0.2, 0.2, 0.1, 0.3])
+    assert sliced_log_bias_sd(slices, 1.5 * truth, truth) == pytest.approx(0.0, abs=1e-12)
+    # slice 1 overestimated ×2 (b = log 2), slice 2 exact (b = 0): weighted mean log2/3, weights 1/3, 2/3
+    predicted = np.where(slices == 1, 2 * truth, truth)
+    b, w = np.array([np.log(2), 0.0]), np.array([1 / 3, 2 / 3])
+    expected = np.sqrt(np.sum(w * (b - np.sum(w * b)) ** 2))
+    assert sliced_log_bias_sd(slices, predicted, truth) == pytest.approx(expected)
