@@ -30,8 +30,8 @@ SPLIT_COLUMN = "__split__"  # which split a record batch belongs to; TFT passes 
 
 class ValidateSplit(beam.DoFn):
     """Chunks -> record batches of one split each (named in SPLIT_COLUMN), and tagged JSON rejects.
-    With ``count`` (the writing pass) every row is counted as read and as written to a split or
-    rejected for a reason."""
+    With ``count`` (in the one pass that counts) every row is counted as read and as written to a
+    split or rejected for a reason."""
 
     def __init__(self, validator: RowValidator, config: Config, tft_schema: pa.Schema, count: bool,
                  outputs=SPLITS):
@@ -103,8 +103,7 @@ class ReadValidateSplit(ValidateSplit):
         for chunk in reader_for(self._data, path, self._columns).chunks(path, self._rows):
             outputs, counts = self.split((path, file_split, *chunk))
             if spill is not None:
-                batches = [o for o in outputs if isinstance(o, pa.RecordBatch)]
-                for batch in batches:
+                for batch in (o for o in outputs if isinstance(o, pa.RecordBatch)):
                     spill.write(batch)
                 outputs = [o for o in outputs if not isinstance(o, pa.RecordBatch) or _split_of(o) in self._downstream]
             yield outputs, counts
