@@ -84,24 +84,16 @@ def run_preprocess(config: Config, inputs: list[tuple[str, Optional[str]]], out_
     """
     out = _prepare_output(out_dir, overwrite)
     schema = Schema.from_config(config)
-    validator = make_validator(config, schema)
-    raw_spec = schema.raw_feature_spec()
-    raw_metadata = tft.DatasetMetadata.from_feature_spec(raw_spec)
-    tft_schema = validator.arrow_schema(list(raw_spec)).append(pa.field(SPLIT_COLUMN, pa.list_(pa.binary())))
-    adapter = tensor_adapter.TensorAdapterConfig(
-        tft_schema, tensor_representation_util.InferTensorRepresentationsFromSchema(raw_metadata.schema))
     local = runners.is_local(config.preprocess) and "://" not in out  # temporary files on this machine
     temp_dir = tempfile.mkdtemp(prefix="tft-", dir=out) if local else (
         config.preprocess.dataflow.temp_location or f"{out}/tmp")
     started = time.time()
     log.info("preprocess: %d input file(s) -> %s (runner %s)", len(inputs), out, config.preprocess.runner)
-    pipeline = beam.Pipeline(runner=runners.make_runner(config.preprocess),
-                             options=runners.pipeline_options(config.preprocess))
     gc.freeze()  # the millions of objects TF and Beam import need no rescanning by every collection
     try:
         with tft_beam.Context(temp_dir=temp_dir, passthrough_keys={SPLIT_COLUMN}):
-            _build(pipeline, config, inputs, out, validator, adapter, raw_metadata,
-                   spill_dir=f"{temp_dir}/spill" if local and config.preprocess.read_once else None)
+            pipeline = build_pipeline(config, inputs, out,
+                                      spill_dir=f"{temp_dir}/spill" if local and config.preprocess.read_once else None)
             result = pipeline.run()
             result.wait_until_finish()
     finally:
@@ -118,7 +110,24 @@ def run_preprocess(config: Config, inputs: list[tuple[str, Optional[str]]], out_
     return report
 
 
-def _build(p, config, inputs, out, validator, adapter, raw_metadata, spill_dir=None):
+def build_pipeline(config: Config, inputs: list[tuple[str, Optional[str]]], out: str,
+                   spill_dir: Optional[str] = None) -> beam.Pipeline:
+    """The job's pipeline, not run yet; call it inside ``tft_beam.Context`` (TFT traces the
+    ``preprocessing_fn`` here). ``spill_dir``: read file inputs once (see ``pipeline.spill``)."""
+    schema = Schema.from_config(config)
+    validator = make_validator(config, schema)
+    raw_spec = schema.raw_feature_spec()
+    raw_metadata = tft.DatasetMetadata.from_feature_spec(raw_spec)
+    tft_schema = validator.arrow_schema(list(raw_spec)).append(pa.field(SPLIT_COLUMN, pa.list_(pa.binary())))
+    adapter = tensor_adapter.TensorAdapterConfig(
+        tft_schema, tensor_representation_util.InferTensorRepresentationsFromSchema(raw_metadata.schema))
+    pipeline = beam.Pipeline(runner=runners.make_runner(config.preprocess),
+                             options=runners.pipeline_options(config.preprocess))
+    _build(pipeline, config, inputs, out, validator, adapter, raw_metadata, spill_dir)
+    return pipeline
+
+
+def _build(p, config, inputs, out, validator, adapter, raw_metadata, spill_dir):
     fn = functools.partial(preprocessing_fn, schema=Schema.from_config(config))
     read_columns = list(validator.kinds)
     if config.data.source == "aliccp_raw":
@@ -139,7 +148,9 @@ def _build(p, config, inputs, out, validator, adapter, raw_metadata, spill_dir=N
                      *args, count=True, spill_dir=spill_dir, downstream=("train",)))
                  .with_outputs("rejects", "spilled", main="batches"))
         train, rejects = first.batches, first.rejects
-        batches = first.spilled | "ReadSpilled" >> beam.ParDo(ReadSpilled())
+        # the shuffle keeps the read-back batches in the transform's stage (fused, streamed) instead of
+        # letting the runner materialise them after the first pass, which also feeds the analysis
+        batches = first.spilled | "ShuffleSpilled" >> beam.Reshuffle() | "ReadSpilled" >> beam.ParDo(ReadSpilled())
     else:  # read twice: once to analyse (train rows), once to transform and write
         args = (config.data, read_columns, validator, config, adapter.arrow_schema)
         train = (p | "ListInputsForAnalysis" >> beam.Create(inputs)

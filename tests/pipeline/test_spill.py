@@ -6,11 +6,14 @@ import pyarrow as pa
 import pytest
 from apache_beam.pvalue import TaggedOutput
 
-from pipeline.job import make_validator
+from pipeline.job import build_pipeline, make_validator
 from pipeline.read import SPLIT_COLUMN, ReadValidateSplit
 from pipeline.spill import SpillFile, read_spilled
 from tests.pipeline.helpers import BAD_CONFIG, BAD_CSV, GOOD_IDS, read_split, rejects, run_job
 from transforms.features import Schema
+
+import tensorflow_transform.beam as tft_beam  # noqa: E402
+from apache_beam.runners.portability.fn_api_runner import FnApiRunner  # noqa: E402
 
 
 def test_a_spill_file_gives_back_its_batches_and_is_made_only_when_written(tmp_path):
@@ -73,3 +76,16 @@ def _timeless(report: dict) -> dict:
 def test_no_temporary_files_are_left_behind(both_ways):
     for run in both_ways.values():
         assert not list(run["out"].glob("tft-*")) and not list(run["out"].rglob("*.arrow"))
+
+
+def test_the_read_back_batches_stream_through_the_transform_in_one_stage(tmp_path):
+    """The runner must not materialise the second pass's batches (memory would grow with the rows):
+    reading them back, transforming and writing are one fused stage, as the local runner plans it."""
+    with tft_beam.Context(temp_dir=str(tmp_path / "tmp"), passthrough_keys={SPLIT_COLUMN}):
+        pipeline = build_pipeline(BAD_CONFIG, [(str(BAD_CSV), None)], str(tmp_path / "out"),
+                                  spill_dir=str(tmp_path / "spill"))
+        _, stages = FnApiRunner().create_stages(pipeline.to_runner_api())
+    names = [{t.unique_name for t in stage.transforms} for stage in stages]
+    reading = [n for n in names if "ReadSpilled" in n]
+    assert len(reading) == 1 and {"Transform/Transform", "Write/WriteBundles"} <= reading[0]
+    assert not any("ReadValidateSplit" in n for n in reading[0])
