@@ -5,11 +5,8 @@ import base64
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
 import urllib.request
 
 import numpy as np
@@ -20,9 +17,9 @@ import tensorflow as tf
 from ctrcvr import workflow
 from ctrcvr.serving import serve_check
 from trainer.export import read_warmup_requests, to_raw_examples
+from tests.rest_client import ENV, dev_server, post
 from transforms.features import Schema
 
-ENV = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
 def _version_dir(run):
@@ -43,33 +40,8 @@ def _in_process(version, examples):
 @pytest.fixture(scope="module")
 def server(tiny_run):
     base, _ = _version_dir(tiny_run)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "ctrcvr.cli", "serve", "--model-dir", str(base),
-                             "--port", str(port)], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url + "/v1/models/esmm", timeout=2)
-            break
-        except (urllib.error.URLError, ConnectionError):
-            assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
-            time.sleep(0.5)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
-
-
-def _post(url, body):
-    data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
+    with dev_server(base, "esmm") as url:
+        yield url
 
 
 def test_rest_row_and_columnar_b64_round_trip_matches_the_signature(server, tiny_run):
@@ -78,11 +50,11 @@ def test_rest_row_and_columnar_b64_round_trip_matches_the_signature(server, tiny
     expected = _in_process(version, examples)
     b64 = [{"b64": base64.b64encode(e).decode()} for e in examples]
 
-    status, rows = _post(server + "/v1/models/esmm:predict", {"instances": b64})
+    status, rows = post(server + "/v1/models/esmm:predict", {"instances": b64})
     assert status == 200 and len(rows["predictions"]) == len(examples)
     np.testing.assert_allclose([p["pctr"] for p in rows["predictions"]], expected["pctr"], rtol=1e-5)
 
-    status, cols = _post(f"{server}/v1/models/esmm/versions/{version.name}:predict", {"inputs": b64})
+    status, cols = post(f"{server}/v1/models/esmm/versions/{version.name}:predict", {"inputs": b64})
     assert status == 200 and set(cols["outputs"]) == {"pctr", "pcvr", "pctcvr"}
     np.testing.assert_allclose(cols["outputs"]["pctcvr"], expected["pctcvr"], rtol=1e-5)
 
@@ -94,7 +66,7 @@ def test_rest_raw_tensor_signature_matches_examples_signature(server, tiny_run):
     feature_names = [f.name for f in config.features]
     instances = [{k: (str(v) if f.kind == "categorical" else float(v)) for f in config.features
                   for k, v in [(f.name, r[f.name])]} for _, r in rows[feature_names].iterrows()]
-    status, body = _post(server + "/v1/models/esmm:predict", {"signature_name": "predict_raw", "instances": instances})
+    status, body = post(server + "/v1/models/esmm:predict", {"signature_name": "predict_raw", "instances": instances})
     assert status == 200, body
     expected = _in_process(version, to_raw_examples(rows, Schema.from_config(config)))
     np.testing.assert_allclose([p["pcvr"] for p in body["predictions"]], expected["pcvr"], rtol=1e-5)
@@ -107,7 +79,7 @@ def test_status_metadata_and_empty_batch(server):
         sigs = json.loads(r.read())["metadata"]["signature_def"]["signature_def"]
     assert {"serving_default", "predict_raw", "transform_features"} <= set(sigs)
     assert set(sigs["serving_default"]["outputs"]) == {"pctr", "pcvr", "pctcvr"}
-    assert _post(server + "/v1/models/esmm:predict", {"instances": []}) == (200, {"predictions": []})
+    assert post(server + "/v1/models/esmm:predict", {"instances": []}) == (200, {"predictions": []})
 
 
 @pytest.mark.parametrize("path, body, code", [
@@ -124,7 +96,7 @@ def test_status_metadata_and_empty_batch(server):
     ("/v1/models/esmm/versions/1:predict", {"instances": []}, 404),
 ])
 def test_malformed_requests_get_4xx_json_and_the_server_keeps_answering(server, path, body, code):
-    status, answer = _post(server + path, body)
+    status, answer = post(server + path, body)
     assert status == code and isinstance(answer.get("error"), str) and answer["error"]
     with urllib.request.urlopen(server + "/v1/models/esmm") as r:
         assert r.status == 200

@@ -8,12 +8,8 @@ import base64
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 
 import numpy as np
 import pandas as pd
@@ -29,9 +25,9 @@ from pipeline.sources import resolve_inputs, sample_rows
 from trainer.export import (PADDING, read_warmup_requests, to_raw_examples, to_raw_tensors, warmup_requests,
                             write_warmup_requests)
 from trainer.train import train
+from tests.rest_client import ENV, dev_server, post
 from transforms.features import Schema
 
-ENV = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
 TAGS = [f"t{i}" for i in range(8)]
 OUTPUTS = ("pctr", "pcvr", "pctcvr")
 
@@ -208,33 +204,8 @@ def test_saved_model_cli_feeds_a_padded_matrix_to_predict_raw(exported, tmp_path
 # ---------------------------------------------------------------------- the development REST server
 @pytest.fixture(scope="module")
 def server(exported):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "ctrcvr.cli", "serve", "--model-dir",
-                             str(exported["version"].parent), "--port", str(port)],
-                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/v1/models/esmm:predict"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url.removesuffix(":predict"), timeout=2)
-            break
-        except (urllib.error.URLError, ConnectionError):
-            assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
-            time.sleep(0.5)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
-
-
-def _post(url, body):
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
+    with dev_server(exported["version"].parent, exported["version"].parent.name) as url:
+        yield f"{url}/v1/models/{exported['version'].parent.name}:predict"
 
 
 def _rest_rows(rows):
@@ -251,15 +222,15 @@ def test_rest_row_and_columnar_lists_for_multivalued_features(server, exported):
     expected = _expected(exported, rows["exposure_id"].tolist())
     instances = _rest_rows(rows)
     assert len({len(i["tags"]) for i in instances}) > 1 and any(not i["tags"] for i in instances)
-    status, body = _post(server, {"signature_name": "predict_raw", "instances": instances})
+    status, body = post(server, {"signature_name": "predict_raw", "instances": instances})
     assert status == 200, body
     np.testing.assert_allclose([p["pctcvr"] for p in body["predictions"]], expected["pctcvr"], rtol=1e-5, atol=1e-7)
     columns = {k: [i[k] for i in instances] for k in instances[0]}
-    status, body = _post(server, {"signature_name": "predict_raw", "inputs": columns})
+    status, body = post(server, {"signature_name": "predict_raw", "inputs": columns})
     assert status == 200, body
     np.testing.assert_allclose(body["outputs"]["pctr"], expected["pctr"], rtol=1e-5, atol=1e-7)
     b64 = [{"b64": base64.b64encode(e).decode()} for e in to_raw_examples(rows, exported["schema"])]
-    status, body = _post(server, {"instances": b64})
+    status, body = post(server, {"instances": b64})
     assert status == 200, body
     np.testing.assert_allclose([p["pcvr"] for p in body["predictions"]], expected["pcvr"], rtol=1e-5, atol=1e-7)
 
@@ -267,5 +238,5 @@ def test_rest_row_and_columnar_lists_for_multivalued_features(server, exported):
 @pytest.mark.parametrize("tags", ["t1|t2", [["t1"]], [None]])
 def test_rest_rejects_a_multivalued_value_that_is_not_a_list_of_values(server, exported, tags):
     instance = {**_rest_rows(exported["rows"].head(1))[0], "tags": tags}
-    status, body = _post(server, {"signature_name": "predict_raw", "instances": [instance]})
+    status, body = post(server, {"signature_name": "predict_raw", "instances": [instance]})
     assert status == 400 and "tags" in body["error"]
