@@ -77,10 +77,13 @@ def _add_serving_commands(sub):
     check = sub.add_parser(
         "serve-check", help="load an export the way TF Serving does, replay its warmup requests, check outputs",
         description="Loads the SavedModel with the session loader TF Serving and saved_model_cli use, "
-                    "replays assets.extra/tf_serving_warmup_requests through the signature, and checks "
-                    "output names, shapes and ranges.")
+                    "replays each request of assets.extra/tf_serving_warmup_requests through the signature "
+                    "it names, checks output names, shapes and ranges, and that signatures fed the same "
+                    "rows (serving_default, predict_raw) agree.")
     check.add_argument("model_dir", help="a model base (newest version is checked) or a version directory")
-    check.add_argument("--signature", default="serving_default")
+    check.add_argument("--signature", default="serving_default",
+                       help="a signature that must be among the replayed ones; its outputs are reported "
+                            "(default: serving_default)")
     serve = sub.add_parser(
         "serve", help="DEVELOPMENT server speaking TF Serving's REST API (production: use TF Serving)",
         description="A local development server on loopback that speaks TF Serving's REST predict contract "
