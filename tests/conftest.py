@@ -15,7 +15,7 @@ import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO / "configs" / "default.yaml"
-SHARED_DATA = REPO.parent / "shared" / "data"
+REAL_DATA = REPO / "tests" / "fixtures"  # real data samples (Ali-CCP), vendored so a clean clone tests them
 
 TINY = [
     "simulate.n_exposures=20000", "simulate.n_users=300", "simulate.n_items=200",

@@ -12,7 +12,7 @@ import pytest
 from ctrcvr.config import load_config
 from pipeline.job import PreprocessFailed, run_preprocess
 from pipeline.sources import resolve_inputs
-from tests.conftest import SHARED_DATA
+from tests.conftest import REAL_DATA
 from tests.pipeline.helpers import (BAD_CONFIG, BAD_CSV, BAD_LINES, FIXTURES, GOOD_IDS, REPO, by_key, read_split,
                                     rejects, run_job, vocabulary)
 
@@ -116,7 +116,7 @@ def test_ratings_mnar_train_and_mar_test_become_train_eval_and_test(tmp_path):
 
 # ---------------------------------------------------------------------- Ali-CCP processed (real rows)
 def test_real_aliccp_sample_train_val_test_files(tmp_path):
-    files = {s: SHARED_DATA / "aliccp" / f"ali_ccp_{s}_sample.csv" for s in ("train", "val", "test")}
+    files = {s: REAL_DATA / "aliccp" / f"ali_ccp_{s}_sample.csv" for s in ("train", "val", "test")}
     config = load_config(REPO / "configs" / "aliccp.yaml", [
         f"data.train_files=[{files['train']}]", f"data.eval_files=[{files['val']}]",
         f"data.test_files=[{files['test']}]", "preprocess.num_shards=1"])
