@@ -56,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
         "export": ("export a TF Serving SavedModel (raw tf.Examples in) as a new version", _export,
                    [_data_dir, _model_dir, _export_dir, _input]),
         "compare": ("train compare.models (estimator names or {label, model, set} variants) x compare.seeds "
-                    "(and the τ%/λ sweeps) on the same data; mean ± std table (Markdown, CSV) and plots "
+                    "(and the τ%%/λ sweeps) on the same data; mean ± std table (Markdown, CSV) and plots "
                     "under --output-dir", _compare,
                     [_output_dir, _overwrite, _reuse_data_dir]),
     }

@@ -83,3 +83,14 @@ def test_export_in_fresh_process_matches_training_process_and_handles_unseen_ids
         np.testing.assert_allclose(served[name], expected[name], rtol=1e-5, atol=1e-7, err_msg=name)
     assert np.all((np.array(served["pctr"]) > 0) & (np.array(served["pctr"]) < 1))
     np.testing.assert_allclose(served["pctcvr"], np.array(served["pctr"]) * np.array(served["pcvr"]), rtol=1e-5)
+
+
+def test_help_of_the_cli_and_of_every_command_renders():
+    """argparse formats help lazily (a stray % in a help string only fails when --help is asked)."""
+    from ctrcvr.cli import _parser
+    parser = _parser()
+    commands = parser._subparsers._group_actions[0].choices
+    for argv in [["--help"], *([name, "--help"] for name in commands)]:
+        with pytest.raises(SystemExit) as exit_info:
+            parser.parse_args(argv)
+        assert exit_info.value.code == 0, argv
