@@ -587,19 +587,23 @@ def _apply_override(raw: dict, item: str, path: Path) -> None:
     if "=" not in item:
         raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. train.batch_size=2048")
     dotted, text = item.split("=", 1)
-    value = yaml.safe_load(text) if text else ""
+    set_dotted(raw, dotted.strip(), yaml.safe_load(text) if text else "", source=f"--set {dotted} (file {path})")
+
+
+def set_dotted(raw: dict, dotted: str, value, source: str) -> None:
+    """raw[a][b][c] = value for ``a.b.c`` in a raw (unvalidated) config: missing levels are created
+    (validation then names any unknown key), a digit indexes a list."""
     node: Any = raw
-    parts = dotted.strip().split(".")
+    parts = dotted.split(".")
     for i, part in enumerate(parts):
-        last = i == len(parts) - 1
         if isinstance(node, list):
             if not part.isdigit() or int(part) >= len(node):
-                raise ConfigError(f"--set {dotted}: {'.'.join(parts[:i])} has no item {part!r} (file {path})")
+                raise ConfigError(f"{source}: {'.'.join(parts[:i])} has no item {part!r}")
             part = int(part)
-        if last:
+        if i == len(parts) - 1:
             node[part] = value
         else:
-            if isinstance(node, dict) and part not in node:
+            if isinstance(node, dict) and not isinstance(node.get(part), (dict, list)):
                 node[part] = {}
             node = node[part]
 

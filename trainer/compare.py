@@ -28,7 +28,7 @@ from typing import Optional
 
 import pandas as pd
 
-from ctrcvr.config import Config, ConfigError, config_from_dict
+from ctrcvr.config import Config, ConfigError, config_from_dict, set_dotted
 
 log = logging.getLogger(__name__)
 SWEEPS = {  # sweep name -> (estimator, axis label)
@@ -98,18 +98,8 @@ def _variant(config: Config, seed_index: int, name: str, overrides: dict, source
         if not dotted.startswith(VARIANT_SECTIONS) or dotted == "model.name":
             raise ConfigError(f"{source}: cannot set {dotted!r}: a variant sets keys under "
                               f"{', '.join(VARIANT_SECTIONS)} (every run shares the data; the estimator is 'model')")
-        _set_dotted(raw, dotted.split("."), value)
+        set_dotted(raw, dotted, value, source)
     return config_from_dict(raw, source=source)
-
-
-def _set_dotted(raw: dict, path: list[str], value) -> None:
-    """raw[a][b][c] = value for path a.b.c, creating missing levels (validation then names unknown keys)."""
-    node = raw
-    for part in path[:-1]:
-        if not isinstance(node.get(part), dict):
-            node[part] = {}
-        node = node[part]
-    node[path[-1]] = value
 
 
 def train_runs(runs: list[Run], data_dir, out: Path) -> list[dict]:
