@@ -31,9 +31,10 @@ setup(
                 "multi-task Keras estimators (ESMM, Multi-IPW, Multi-DR, ...), TF Serving exports",
     python_requires=">=3.10,<3.13",
     packages=find_packages(include=["ctrcvr", "ctrcvr.*", "pipeline", "pipeline.*", "transforms",
-                                    "transforms.*", "trainer", "trainer.*"]),
-    include_package_data=True,
-    package_data={"ctrcvr": ["configs/*.yaml"]},
+                                    "transforms.*", "trainer", "trainer.*"]) + ["ctrcvr.configs"],
+    # the shipped configs (top-level configs/) install as ctrcvr/configs/*.yaml: `--config NAME` finds them
+    package_dir={"ctrcvr.configs": "configs"},
+    package_data={"ctrcvr.configs": ["*.yaml"]},
     install_requires=REQUIRED,
     extras_require={"test": ["pytest>=8"]},
     entry_points={"console_scripts": ["ctrcvr=ctrcvr.cli:main"]},

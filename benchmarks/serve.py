@@ -32,9 +32,9 @@ import tensorflow_transform as tft  # noqa: E402
 
 from ctrcvr import workflow  # noqa: E402
 from ctrcvr.config import load_config  # noqa: E402
-from trainer.export import to_raw_examples  # noqa: E402
+from ctrcvr.serving.client import to_raw_examples  # noqa: E402
 from trainer.train import load_trained_model  # noqa: E402
-from transforms.features import Schema  # noqa: E402
+from transforms.schema import Schema  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SMALL = ["simulate.n_exposures=60000", "train.epochs=1"]

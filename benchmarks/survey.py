@@ -32,7 +32,7 @@ from trainer.estimators import get_estimator  # noqa: E402
 from trainer.layers import FeatureEmbedding  # noqa: E402
 from trainer.model import MultiTaskModel  # noqa: E402
 from trainer.survey_eval import mse_by_decile, plot_mse_by_decile, survey_metrics  # noqa: E402
-from transforms.features import transformed_name  # noqa: E402
+from transforms.schema import transformed_name  # noqa: E402
 
 VARIANTS = {  # label -> config overrides
     "standalone": ["model.name=survey_standalone"],
@@ -59,9 +59,9 @@ def encode(train: pd.DataFrame, test: pd.DataFrame, config: Config):
                 v = np.log1p(np.maximum(frame[f.name].fillna(0.0).to_numpy(np.float64), 0.0))
                 enc[transformed_name(f.name)] = ((v - mu) / sd).astype(np.float32)
     for frame, enc in zip((train, test), out):
-        enc[config.labels.click] = frame[config.labels.click].to_numpy(np.float32)
-        rating = frame[config.labels.conversion].astype("float64").fillna(0.0)  # 0 when not responded
-        enc[config.labels.conversion] = rating.to_numpy(np.float32)
+        enc[config.labels.selection] = frame[config.labels.selection].to_numpy(np.float32)
+        rating = frame[config.labels.outcome].astype("float64").fillna(0.0)  # 0 when not responded
+        enc[config.labels.outcome] = rating.to_numpy(np.float32)
     return sizes, out[0], out[1]
 
 

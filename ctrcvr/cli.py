@@ -1,7 +1,9 @@
 """The ``ctrcvr`` command line: one entry point, one subcommand per stage.
 
 Examples:
-    ctrcvr run --config configs/default.yaml --output-dir runs/demo
+    ctrcvr configs                                                        # the shipped configs
+    ctrcvr run --config default --output-dir runs/demo                   # a shipped config by name
+    ctrcvr run --config configs/default.yaml --output-dir runs/demo      # or any config file
     ctrcvr simulate --config configs/default.yaml --output-dir data/sim
     ctrcvr preprocess --config configs/default.yaml --input data/sim --output-dir data/xf
     ctrcvr train --config configs/default.yaml --data-dir data/xf --model-dir models/esmm
@@ -23,7 +25,7 @@ import ctrcvr  # noqa: F401  (selects Keras 2 before anything imports TensorFlow
 from ctrcvr import workflow
 from ctrcvr.config import ConfigError, load_config
 
-DEFAULT_CONFIG = "configs/default.yaml"
+DEFAULT_CONFIG = "default"
 
 
 def main(argv=None) -> int:
@@ -62,7 +64,9 @@ def _parser() -> argparse.ArgumentParser:
     }
     for name, (help_text, handler, extras) in commands.items():
         cmd = sub.add_parser(name, help=help_text, description=help_text)
-        cmd.add_argument("--config", default=DEFAULT_CONFIG, help=f"YAML config (default: {DEFAULT_CONFIG})")
+        cmd.add_argument("--config", default=DEFAULT_CONFIG,
+                         help=f"a YAML config file, or the name of a shipped one (see 'ctrcvr configs'; "
+                              f"default: {DEFAULT_CONFIG})")
         cmd.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                          help="override a config key, e.g. --set train.epochs=5 (repeatable)")
         cmd.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -70,7 +74,29 @@ def _parser() -> argparse.ArgumentParser:
             add(cmd)
         cmd.set_defaults(handler=handler, needs_config=True)
     _add_serving_commands(sub)
+    configs = sub.add_parser("configs", help="list the shipped configs (usable by name: --config NAME)",
+                             description="Lists the configs shipped with the package; --config NAME uses one "
+                                         "from any folder, --config PATH any file.")
+    configs.set_defaults(handler=_configs, needs_config=False)
+    configs.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
+
+
+def _configs(_args, _config):
+    from ctrcvr.config import packaged_configs
+    shipped = packaged_configs()
+    width = max(map(len, shipped), default=0)
+    for name, path in shipped.items():
+        print(f"{name:{width}s}  {_first_comment(path)}")
+    print(f"\n({len(shipped)} configs in {next(iter(shipped.values())).parent if shipped else '-'})")
+
+
+def _first_comment(path) -> str:
+    """The first comment line of a config file: what it is for."""
+    for line in path.read_text().splitlines():
+        if line.startswith("#"):
+            return line.lstrip("# ").strip()
+    return ""
 
 
 def _add_serving_commands(sub):
@@ -100,7 +126,7 @@ def _add_serving_commands(sub):
 
 
 def _serve_check(args, _config):
-    from ctrcvr.serving import serve_check
+    from ctrcvr.serving.check import serve_check
     try:
         summary = serve_check(args.model_dir, args.signature)
     except AssertionError as err:
@@ -112,7 +138,7 @@ def _serve_check(args, _config):
 
 
 def _serve(args, _config):
-    from ctrcvr.rest import serve
+    from ctrcvr.serving.rest import serve
     serve(args.model_dir, args.host, args.port)
 
 

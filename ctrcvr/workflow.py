@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from ctrcvr.config import Config, dump_config
-from ctrcvr.outputs import prepare_output_dir
+from ctrcvr.output_dir import prepare_output_dir
 
 log = logging.getLogger("ctrcvr")
 RESOLVED_CONFIG = "config.resolved.yaml"
@@ -66,13 +66,16 @@ def export(config: Config, data_dir, model_dir, export_root, model=None, raw_dir
     """A new TF Serving version of the model under ``export_root/<model name>/``, with warmup
     requests built from real raw rows and an updated ``models.config``."""
     import tensorflow_transform as tft
+    from ctrcvr.serving.warmup import warmup_requests, write_warmup_requests
     from trainer.export import export_serving_model
     from trainer.train import load_trained_model
-    from transforms.features import Schema
+    from transforms.schema import Schema
     model = model or load_trained_model(config, data_dir, model_dir)
-    path = export_serving_model(model, tft.TFTransformOutput(str(data_dir)), Schema.from_config(config),
-                                export_root, config.model.name,
-                                warmup_rows=sample_raw_rows(config, raw_dir, config.export.warmup_examples))
+    schema = Schema.from_config(config)
+    path = export_serving_model(model, tft.TFTransformOutput(str(data_dir)), schema, export_root, config.model.name)
+    rows = sample_raw_rows(config, raw_dir, config.export.warmup_examples)
+    if rows is not None and len(rows):
+        write_warmup_requests(path, config.model.name, warmup_requests(rows, schema))
     dump_config(config, path.parent / RESOLVED_CONFIG)
     return path
 

@@ -1,7 +1,7 @@
 """The preprocessing Beam job: raw files -> validated, split, transformed TFRecord shards.
 
 Wiring only: reading lives in ``sources`` / ``aliccp`` / ``ratings`` and ``read``, validation in
-``validation``, splitting in ``splits``, the transform in ``transforms.features.preprocessing_fn``,
+``validation``, splitting in ``splits``, the transform in ``transforms.preprocessing.preprocessing_fn``,
 writing in ``sink``. Outputs under ``out_dir``:
 
     train/, eval/ [, test/]  part-*.tfrecord.gz       transformed tf.Examples (gzip)
@@ -30,7 +30,6 @@ import tempfile
 import time
 from typing import Optional
 
-import ctrcvr  # noqa: F401
 import apache_beam as beam
 import pyarrow as pa
 import tensorflow_transform as tft
@@ -40,7 +39,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from tfx_bsl.tfxio import tensor_adapter, tensor_representation_util
 
 from ctrcvr.config import Config
-from ctrcvr.outputs import prepare_output_dir
+from ctrcvr.output_dir import prepare_output_dir
 from pipeline import runners, splits
 from pipeline.aliccp import ReadAliccpRaw
 from pipeline.report import build_report, format_report, write_text
@@ -49,7 +48,8 @@ from pipeline.sink import WriteTFRecordShards
 from pipeline.spill import ReadSpilled
 from pipeline.sources import expand_patterns
 from pipeline.validation import RowValidator
-from transforms.features import Schema, preprocessing_fn
+from transforms.schema import Schema
+from transforms.preprocessing import preprocessing_fn
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +69,11 @@ def make_validator(config: Config, schema: Schema) -> RowValidator:
     return RowValidator(
         kinds=kinds, defaults={f.name: f.default for f in config.features if f.default is not None},
         separators={f.name: f.separator for f in config.features if f.multivalued},
-        task=lab.task, click=lab.click, conversion=lab.conversion,
+        task=lab.task, click=lab.selection, conversion=lab.outcome,
         conversion_without_click=config.preprocess.conversion_without_click,
         rating_without_response=config.preprocess.rating_without_response,
         rating_range=tuple(lab.rating_range), rating_threshold=lab.rating_threshold, rating_column=rating,
-        optional=(lab.conversion,) if lab.task == "survey" else ())
+        optional=(lab.outcome,) if lab.task == "survey" else ())
 
 
 def run_preprocess(config: Config, inputs: list[tuple[str, Optional[str]]], out_dir,

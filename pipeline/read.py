@@ -38,7 +38,7 @@ class ValidateSplit(beam.DoFn):
         self._validator, self._count, self._outputs = validator, count, outputs
         self._split = config.data.split
         self._rows = config.preprocess.batch_rows
-        self._labels = (config.labels.click, config.labels.conversion)
+        self._labels = (config.labels.selection, config.labels.outcome)
         self._tft_schema = tft_schema
 
     def process(self, element):

@@ -13,7 +13,7 @@ from typing import Any
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from ctrcvr.config import PreprocessConfig
+from pipeline.config import PreprocessConfig
 
 SETUP_FILE = Path(__file__).resolve().parent.parent / "setup.py"
 _DATAFLOW_REQUIRED = ("project", "region", "temp_location")

@@ -55,7 +55,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from ctrcvr.config import SimulateConfig
+from pipeline.config import SimulateConfig
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from typing import Union
 import numpy as np
 import pandas as pd
 
-from ctrcvr.config import SimulateRatingsConfig
+from pipeline.config import SimulateRatingsConfig
 
 log = logging.getLogger(__name__)
 TRIPLET_FILES = {"train": "ratings/train.csv", "test": "ratings/test.csv"}  # under the simulation's directory

@@ -8,7 +8,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ctrcvr.config import SplitConfig
+from pipeline.config import SplitConfig
 
 _HASH_BUCKETS = 10_000
 KEY_SEPARATOR = "\x1f"  # joins the columns of a multi-column split key

@@ -1,2 +1,6 @@
 """The trainer stage of ctrcvr."""
-import ctrcvr  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+import os
+
+# Keras 2 (tf_keras) must be selected before TensorFlow is first imported: TFT and TFRS are Keras-2 libraries.
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

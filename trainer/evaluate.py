@@ -10,7 +10,6 @@ import logging
 from pathlib import Path
 from typing import Sequence
 
-import ctrcvr  # noqa: F401
 import numpy as np
 import pandas as pd
 import tensorflow as tf
@@ -19,7 +18,7 @@ import tensorflow_transform as tft
 from ctrcvr.config import Config
 from trainer import metrics as m
 from trainer.input import make_dataset, split_files
-from transforms.features import transformed_name
+from transforms.schema import transformed_name
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +27,7 @@ def predict_split(model, config: Config, data_dir, split: str = "eval", extra: S
     """Named predictions next to labels, keys, ground truth and the ``extra`` columns, one row per example."""
     tft_output = tft.TFTransformOutput(str(data_dir))
     ds = make_dataset(split_files(data_dir, split), tft_output.transformed_feature_spec(), config.eval.batch_size)
-    keep = [config.labels.click, config.labels.conversion, *config.labels.ground_truth, *config.labels.keys, *extra]
+    keep = [config.labels.selection, config.labels.outcome, *config.labels.ground_truth, *config.labels.keys, *extra]
     predict = tf.function(model.predict_named)
     columns: dict[str, list[np.ndarray]] = {}
     for batch in ds:
@@ -46,7 +45,7 @@ def predict_split(model, config: Config, data_dir, split: str = "eval", extra: S
 def cvr_metrics(frame: pd.DataFrame, config: Config) -> dict[str, float]:
     """CTR / CVR / CTCVR AUC, GAUC by user, log loss; BMSE of pCTR as propensity (seed 002 §3.3,
     o = click, φ = 1 and φ = r̂ = pCVR); entire-space CVR metrics from ground truth."""
-    o, r = frame[config.labels.click].to_numpy(), frame[config.labels.conversion].to_numpy()
+    o, r = frame[config.labels.selection].to_numpy(), frame[config.labels.outcome].to_numpy()
     clicked = o > 0.5
     out = {
         "rows": int(len(frame)), "clicks": int(clicked.sum()), "conversions": int(r.sum()),
@@ -84,7 +83,7 @@ def evaluate(model, config: Config, data_dir, out_dir=None) -> dict[str, float]:
     frame = predict_split(model, config, data_dir, extra=slices)
     if config.labels.task == "survey":
         from trainer.survey_eval import survey_metrics
-        results = survey_metrics(frame, config.model.survey, responded=config.labels.click)
+        results = survey_metrics(frame, config.model.survey, responded=config.labels.selection)
     else:
         results = cvr_metrics(frame, config)
     return _write(results, out_dir)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import glob
 from typing import Mapping, Optional
 
-import ctrcvr  # noqa: F401
 import tensorflow as tf
 
 

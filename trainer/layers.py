@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import ctrcvr  # noqa: F401
 import tensorflow as tf
 import tf_keras
 
-from ctrcvr.config import FeatureConfig, TowerConfig
-from transforms.features import transformed_name
+from transforms.schema import FeatureConfig
+from trainer.config import TowerConfig
+from transforms.schema import transformed_name
 
 
 class FeatureEmbedding(tf_keras.layers.Layer):

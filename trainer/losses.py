@@ -5,7 +5,6 @@ logged: log pCTCVR = log σ(z_ctr) + log σ(z_cvr), and log(1 − pCTCVR) = log1
 """
 from __future__ import annotations
 
-import ctrcvr  # noqa: F401
 import tensorflow as tf
 
 

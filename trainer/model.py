@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Callable
 
-import ctrcvr  # noqa: F401
 import tensorflow as tf
 import tf_keras
 
@@ -66,8 +65,8 @@ class MultiTaskModel(tf_keras.Model):
     def labels(self, batch) -> Labels:
         names = self._label_names
         potential = batch.get(POTENTIAL_OUTCOME)
-        return Labels(click=tf.cast(batch[names.click], tf.float32),
-                      conversion=tf.cast(batch[names.conversion], tf.float32),
+        return Labels(click=tf.cast(batch[names.selection], tf.float32),
+                      conversion=tf.cast(batch[names.outcome], tf.float32),
                       potential_conversion=None if potential is None else tf.cast(potential, tf.float32))
 
     @property

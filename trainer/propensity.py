@@ -35,10 +35,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional
 
-import ctrcvr  # noqa: F401
 import tensorflow as tf
 
-from ctrcvr.config import BmseConfig, IpwConfig, ModelConfig
+from trainer.config import BmseConfig, IpwConfig, ModelConfig
 from trainer.losses import bce_with_logits
 
 EPS = 1e-6  # last-resort floor on p̂ and on 1 − p̂, below any sensible τ

@@ -1,6 +1,6 @@
 """(user, item) pairs of explicit-ratings data, read back from the preprocessed TFRecord shards.
 
-The ratings task's rows carry o = ``labels.click`` (observed) and r = ``labels.conversion`` (label =
+The ratings task's rows carry o = ``labels.selection`` (observed) and r = ``labels.outcome`` (label =
 1[rating > threshold]); the user and item are the first two ``data.ratings.columns``, as features
 whose transformed ids (``<name>_xf``, vocabulary + OOV) index the models' tables. Table sizes come
 from the transform output, never from the config.
@@ -10,12 +10,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Sequence
 
-import ctrcvr  # noqa: F401
 import numpy as np
 import tensorflow_transform as tft
 
 from ctrcvr.config import Config
-from transforms.features import cardinality, transformed_name
+from transforms.schema import cardinality, transformed_name
 from trainer.input import make_dataset, split_files
 
 # The named prediction of P(relevant | u, v) = P(rating > labels.rating_threshold) that ratings models

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 def ratings_metrics(model, config: Config, data_dir) -> dict[str, float]:
     """The module's metrics for ``model`` on ``data_dir``'s test and eval splits."""
     columns = PairColumns.from_config(config, tft.TFTransformOutput(str(data_dir)))
-    o, r = config.labels.click, config.labels.conversion
+    o, r = config.labels.selection, config.labels.outcome
     ks = config.eval.ranking_ks
     out: dict[str, float] = {}
     if _has_split(data_dir, "test"):
@@ -71,14 +71,14 @@ def relevance(frame: pd.DataFrame) -> np.ndarray:
 
 def snips_ranking(observed: pd.DataFrame, config: Config, data_dir, columns: PairColumns) -> dict[str, float]:
     """SNIPS ranking metrics on observed MNAR rows, weights 1/p̂(v) from the train split's item counts."""
-    train = read_columns(data_dir, "train", [columns.item, config.labels.click])
-    train_items = train[columns.item][train[config.labels.click] > 0.5].astype(np.int64)
+    train = read_columns(data_dir, "train", [columns.item, config.labels.selection])
+    train_items = train[columns.item][train[config.labels.selection] > 0.5].astype(np.int64)
     items = observed[columns.item].to_numpy().astype(np.int64)
     if not len(items) or not len(train_items):
         return {}
     n_items = int(max(train_items.max(), items.max())) + 1
     weights = 1.0 / popularity_propensity(train_items, items, n_items, config.eval.snips_power)
-    return ranking_metrics(observed[columns.user], relevance(observed), observed[config.labels.conversion],
+    return ranking_metrics(observed[columns.user], relevance(observed), observed[config.labels.outcome],
                            config.eval.ranking_ks, weights=weights)
 
 

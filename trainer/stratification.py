@@ -14,7 +14,6 @@ per-user frequency ratio and with K = 1 item popularity n(v) / max_v' n(v').
 """
 from __future__ import annotations
 
-import ctrcvr  # noqa: F401
 import numpy as np
 import tensorflow as tf
 

@@ -15,7 +15,7 @@ from typing import Mapping, Optional
 import numpy as np
 import pandas as pd
 
-from ctrcvr.config import SurveyConfig
+from trainer.config import SurveyConfig
 from trainer import metrics as m
 
 TRUE_SATISFACTION, TRUE_RESPONSE = "gt_satisfaction", "gt_response_prob"

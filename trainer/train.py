@@ -11,14 +11,14 @@ import math
 import time
 from pathlib import Path
 
-import ctrcvr  # noqa: F401
 import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras
 
-from ctrcvr.config import Config, TrainConfig
-from transforms.features import cardinality
+from trainer.config import TrainConfig
+from ctrcvr.config import Config
+from transforms.schema import cardinality
 from trainer.estimators import get_estimator
 from trainer.estimators.base import POTENTIAL_OUTCOME, SHARED
 from trainer.input import make_dataset, split_files

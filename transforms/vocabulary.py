@@ -28,7 +28,6 @@ import dataclasses
 import os
 from typing import Mapping, Optional, Sequence
 
-import ctrcvr  # noqa: F401
 import apache_beam as beam
 import tensorflow as tf
 import tensorflow_transform as tft

@@ -16,7 +16,7 @@ def test_default_config_loads_and_declares_features(tmp_path):
     config = load_config(DEFAULT_CONFIG)
     assert config.model.name == "esmm"
     assert {"user_id", "item_id", "item_price"} <= {f.name for f in config.features}
-    assert config.labels.click == "click"
+    assert config.labels.selection == "click"
 
 
 def test_unknown_key_names_key_file_and_closest_match(tmp_path):

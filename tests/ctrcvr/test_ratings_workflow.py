@@ -15,14 +15,14 @@ import tensorflow_transform as tft
 
 from ctrcvr import workflow
 from ctrcvr.config import load_config
-from ctrcvr.serving import serve_check
+from ctrcvr.serving.check import serve_check
 from pipeline.simulate_ratings import TRIPLET_FILES
 from tests.conftest import REPO
 from trainer.evaluate import evaluate
-from trainer.export import to_raw_examples
+from ctrcvr.serving.client import to_raw_examples
 from trainer.ranking import ranking_metrics
 from trainer.train import load_trained_model
-from transforms.features import Schema
+from transforms.schema import Schema
 
 TINY_RATINGS = [
     "simulate_ratings.n_users=80", "simulate_ratings.n_items=40", "simulate_ratings.density=0.15",

@@ -15,10 +15,11 @@ import pytest
 import tensorflow as tf
 
 from ctrcvr import workflow
-from ctrcvr.serving import serve_check
-from trainer.export import read_warmup_requests, to_raw_examples
+from ctrcvr.serving.check import serve_check
+from ctrcvr.serving.client import to_raw_examples
+from ctrcvr.serving.warmup import read_warmup_requests
 from tests.rest_client import ENV, dev_server, post
-from transforms.features import Schema
+from transforms.schema import Schema
 
 
 

@@ -13,9 +13,9 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from ctrcvr import workflow
-from trainer.export import to_raw_examples
+from ctrcvr.serving.client import to_raw_examples
 from trainer.train import load_trained_model
-from transforms.features import Schema
+from transforms.schema import Schema
 
 SERVE_IN_FRESH_PROCESS = textwrap.dedent("""
     import json, sys

@@ -85,9 +85,9 @@ def test_the_model_mean_pools_a_multivalued_feature_read_from_the_tfrecords(raw_
     import tensorflow as tf
     import tensorflow_transform as tft
 
-    from ctrcvr.config import FeatureConfig
+    from transforms.schema import FeatureConfig
     from trainer.layers import FeatureEmbedding
-    from transforms.features import cardinality
+    from transforms.schema import cardinality
 
     out = raw_run["out"]
     output = tft.TFTransformOutput(str(out))

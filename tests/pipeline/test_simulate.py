@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ctrcvr.config import SimulateConfig
+from pipeline.config import SimulateConfig
 from pipeline.simulate import EXPOSURE_COLUMNS, SURVEY_COLUMNS, simulate
 
 WORLD = dict(n_users=300, n_items=200, survey_share=1.0, response_rate=0.2, formats=["parquet"])

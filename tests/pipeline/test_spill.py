@@ -10,7 +10,7 @@ from pipeline.job import build_pipeline, make_validator
 from pipeline.read import SPLIT_COLUMN, ReadValidateSplit
 from pipeline.spill import SpillFile, read_spilled
 from tests.pipeline.helpers import BAD_CONFIG, BAD_CSV, GOOD_IDS, read_split, rejects, run_job
-from transforms.features import Schema
+from transforms.schema import Schema
 
 import tensorflow_transform.beam as tft_beam  # noqa: E402
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner  # noqa: E402

@@ -3,7 +3,7 @@ the chunking, order or run, and known keys stay where they were (guards against 
 import numpy as np
 import pyarrow as pa
 
-from ctrcvr.config import SplitConfig
+from pipeline.config import SplitConfig
 from pipeline.splits import assign, eval_mask
 
 KEYS = [str(i) for i in range(2000)]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ctrcvr.config import ModelConfig
+from trainer.config import ModelConfig
 from trainer.estimators import Labels, get_estimator
 
 

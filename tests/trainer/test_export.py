@@ -19,14 +19,14 @@ import tensorflow_transform as tft
 
 from ctrcvr import workflow
 from ctrcvr.config import config_from_dict
-from ctrcvr.serving import serve_check
+from ctrcvr.serving.check import serve_check
 from pipeline.job import run_preprocess
 from pipeline.sources import resolve_inputs, sample_rows
-from trainer.export import (PADDING, read_warmup_requests, to_raw_examples, to_raw_tensors, warmup_requests,
-                            write_warmup_requests)
+from ctrcvr.serving.client import PADDING, to_raw_examples, to_raw_tensors
+from ctrcvr.serving.warmup import read_warmup_requests, warmup_requests, write_warmup_requests
 from trainer.train import train
 from tests.rest_client import ENV, dev_server, post
-from transforms.features import Schema
+from transforms.schema import Schema
 
 TAGS = [f"t{i}" for i in range(8)]
 OUTPUTS = ("pctr", "pcvr", "pctcvr")

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ctrcvr.config import ConfigError, IpwConfig, ModelConfig, config_from_dict
+from trainer.config import IpwConfig, ModelConfig
+from ctrcvr.config import ConfigError, config_from_dict
 from trainer.estimators import Labels
 from trainer.propensity import (PropensityWeighting, bmse, heuristic_imputation, imputed_error,
                                 inverse_propensity_weights, percentile, undersample_mask)

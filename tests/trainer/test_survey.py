@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from ctrcvr.config import IpwConfig, ModelConfig, SurveyConfig
+from trainer.config import IpwConfig, ModelConfig, SurveyConfig
 from trainer.estimators import Labels, get_estimator
 from trainer.propensity import calibrate_subsampled, calibrated_logit, inverse_propensity_weights
 from trainer.survey_eval import mse_by_decile, survey_metrics
@@ -141,7 +141,7 @@ def test_survey_ipw_trains_in_the_generic_multitask_model():
     from ctrcvr.config import Config
     from trainer.layers import FeatureEmbedding
     from trainer.model import MultiTaskModel
-    from transforms.features import transformed_name
+    from transforms.schema import transformed_name
 
     config = Config.model_validate({
         "features": [{"name": "user_id", "kind": "categorical"}, {"name": "item_price", "kind": "numeric"}],

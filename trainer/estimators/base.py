@@ -4,10 +4,9 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar, Mapping, Optional
 
-import ctrcvr  # noqa: F401
 import tensorflow as tf
 
-from ctrcvr.config import ModelConfig
+from trainer.config import ModelConfig
 
 SHARED = "shared"  # the embedding group Φ every tower reads unless the estimator says otherwise
 POTENTIAL_OUTCOME = "gt_conversion"  # the simulator's r*: would the exposure convert if clicked

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import ctrcvr  # noqa: F401
 import numpy as np
 import pandas as pd
 import tensorflow as tf
@@ -117,7 +116,7 @@ class CIps(OwnLoopEstimator):
 
 def observed_pairs(config: Config, data_dir, model: CIpsModel) -> "RatingsData":
     """The train split's observed pairs (o = 1) with their labels r, as ``model``'s ids."""
-    o, r = config.labels.click, config.labels.conversion
+    o, r = config.labels.selection, config.labels.outcome
     rows = read_columns(data_dir, "train", [model.user_feature, model.item_feature, o, r])
     seen = rows[o] > 0.5
     if not seen.any():

@@ -20,10 +20,9 @@ from __future__ import annotations
 
 from typing import Optional
 
-import ctrcvr  # noqa: F401
 import tensorflow as tf
 
-from ctrcvr.config import SurveyConfig
+from trainer.config import SurveyConfig
 from trainer.estimators.base import Estimator, Labels, WeightedEstimator
 from trainer.losses import bce_with_logits
 from trainer.propensity import calibrated_logit

@@ -1,4 +1,4 @@
-"""Serving helpers: ``serve-check`` and a development REST server speaking TF Serving's contract.
+"""A development REST server on aiohttp, speaking TF Serving's REST API (predict, status, metadata).
 
 Production serving is TF Serving. This module lets people check an export and develop
 clients without it: the server implements the REST predict API
@@ -17,11 +17,13 @@ import logging
 from pathlib import Path
 from typing import Any, Optional
 
-import ctrcvr  # noqa: F401
 import numpy as np
+from aiohttp import web
+
+from ctrcvr.serving.check import versions
+from ctrcvr.serving.client import padded_matrix
 
 log = logging.getLogger(__name__)
-PROBABILITY_OUTPUTS = ("pctr", "pcvr", "pctcvr", "response_rate")
 
 
 class RequestError(ValueError):
@@ -31,83 +33,88 @@ class RequestError(ValueError):
         super().__init__(message)
         self.status = status
 
-
-# --------------------------------------------------------------------------- model discovery
-def versions(model_base) -> list[int]:
-    """Integer versions under a model base directory, newest last."""
-    return sorted(int(p.name) for p in Path(model_base).iterdir()
-                  if p.name.isdigit() and (p / "saved_model.pb").is_file())
+_NAME = r"{name:[^/:]+}"
+_VERSION = r"{version:[^/:]+}"
 
 
-def resolve_version_dir(path) -> Path:
-    """A version directory from either a version directory or a model base (newest version)."""
-    path = Path(path)
-    if (path / "saved_model.pb").is_file():
-        return path
-    found = versions(path) if path.is_dir() else []
-    if not found:
-        raise FileNotFoundError(f"{path}: neither a SavedModel nor a directory of integer versions")
-    return path / str(found[-1])
+def make_app(models: dict[str, dict[int, ServedModel]]) -> web.Application:
+    """The aiohttp application over already-loaded models."""
+    app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[_errors_as_json])
+    app["models"] = models
+    base, versioned = f"/v1/models/{_NAME}", f"/v1/models/{_NAME}/versions/{_VERSION}"
+    app.router.add_post(base + ":predict", _predict)
+    app.router.add_post(versioned + ":predict", _predict)
+    app.router.add_get(base, _status)
+    app.router.add_get(versioned, _status)
+    app.router.add_get(base + "/metadata", _metadata)
+    app.router.add_get(versioned + "/metadata", _metadata)
+    return app
 
 
-# --------------------------------------------------------------------------- serve-check
-def serve_check(model_dir, signature: str = "serving_default") -> dict:
-    """Loads the SavedModel with the session loader TF Serving and ``saved_model_cli`` use,
-    replays every warmup request through the signature it names, by tensor name, and checks the
-    outputs; requests of different signatures on the same rows (``serving_default`` on tf.Examples,
-    ``predict_raw`` on raw tensors) must agree. ``signature`` must be among the replayed ones.
-
-    Returns a summary; raises ``AssertionError`` describing the first failed check.
-    """
-    import tensorflow as tf
-    from trainer.export import read_warmup_requests
-
-    version_dir = resolve_version_dir(model_dir)
-    requests = read_warmup_requests(version_dir)
-    assert requests, f"{version_dir}: no warmup requests in assets.extra/"
-    replayed: dict[tuple[str, int], dict] = {}
-    examples = 0
-    with tf.compat.v1.Session(graph=tf.Graph()) as session:
-        meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(version_dir))
-        for request in requests:
-            name = request.model_spec.signature_name or "serving_default"
-            assert name in meta.signature_def, f"no signature {name!r}; has {sorted(meta.signature_def)}"
-            sig = meta.signature_def[name]
-            unknown = sorted(set(request.inputs) - set(sig.inputs))
-            assert not unknown, f"signature {name!r} has no input(s) {unknown}; has {sorted(sig.inputs)}"
-            feed = {sig.inputs[k].name: tf.make_ndarray(v) for k, v in request.inputs.items()}
-            batch = len(next(iter(feed.values())))
-            outputs = session.run({k: info.name for k, info in sig.outputs.items()}, feed_dict=feed)
-            _check_outputs(outputs, batch)
-            _check_agreement(replayed, name, batch, outputs)
-            examples += batch
-    signatures = sorted({name for name, _ in replayed})
-    assert signature in signatures, f"no warmup request for signature {signature!r} (replayed: {signatures})"
-    return {"version_dir": str(version_dir), "signatures": sorted(meta.signature_def), "replayed": signatures,
-            "outputs": sorted(meta.signature_def[signature].outputs), "warmup_requests": len(requests),
-            "examples": examples, "ok": True}
+def serve(model_dirs: list[str], host: str = "127.0.0.1", port: int = 8501) -> None:
+    """Loads the models and serves until interrupted."""
+    app = make_app(load_models(model_dirs))
+    names = ", ".join(app["models"])
+    print(f"ctrcvr dev server (not for production; use TF Serving there): models {names} "
+          f"on http://{host}:{port}/v1/models/<name>:predict", flush=True)
+    web.run_app(app, host=host, port=port, print=None, access_log=None)
 
 
-def _check_agreement(replayed: dict, name: str, batch: int, outputs: dict) -> None:
-    """Outputs of another signature on a batch of the same size must match: the export writes one
-    request per signature on the same warmup rows."""
-    for (other, size), theirs in replayed.items():
-        if size == batch and other != name:
-            for key in sorted(set(outputs) & set(theirs)):
-                np.testing.assert_allclose(outputs[key], theirs[key], rtol=1e-5, atol=1e-7,
-                                           err_msg=f"{name!r} and {other!r} disagree on {key!r}")
-    replayed[(name, batch)] = outputs
+@web.middleware
+async def _errors_as_json(request, handler):
+    try:
+        return await handler(request)
+    except RequestError as err:
+        return _json({"error": str(err)}, status=err.status)
+    except web.HTTPException as err:
+        if err.status < 400:
+            raise
+        return _json({"error": err.reason}, status=err.status)
+    except Exception as err:  # never die on a request
+        log.exception("internal error on %s", request.path)
+        return _json({"error": f"internal error: {type(err).__name__}: {err}"}, status=500)
 
 
-def _check_outputs(outputs: dict, batch: int) -> None:
-    for name, value in outputs.items():
-        assert value.shape[:1] == (batch,), f"output {name!r} has shape {value.shape}, expected ({batch}, ...)"
-        assert np.all(np.isfinite(value)), f"output {name!r} has non-finite values"
-        if name in PROBABILITY_OUTPUTS:
-            assert np.all((value >= 0) & (value <= 1)), f"output {name!r} leaves [0, 1]"
-    if {"pctr", "pcvr", "pctcvr"} <= set(outputs):
-        np.testing.assert_allclose(outputs["pctcvr"], outputs["pctr"] * outputs["pcvr"], rtol=1e-5,
-                                   err_msg="pctcvr must equal pctr * pcvr")
+def _model(request) -> ServedModel:
+    name = request.match_info["name"]
+    versions = request.app["models"].get(name)
+    if not versions:
+        raise RequestError(f"Servable not found for request: Latest({name})", 404)
+    version = request.match_info.get("version")
+    if version is None:
+        return versions[max(versions)]
+    if not version.isdigit() or int(version) not in versions:
+        raise RequestError(f"Servable not found for request: Specific({name}, {version})", 404)
+    return versions[int(version)]
+
+
+async def _predict(request):
+    model = _model(request)
+    try:
+        body = json.loads(await request.read())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise RequestError(f"JSON Parse error: {err}") from None
+    if not isinstance(body, dict):
+        raise RequestError("the request body must be a JSON object")
+    return _json(model.predict(body))
+
+
+async def _status(request):
+    name = request.match_info["name"]
+    _model(request)
+    wanted = request.match_info.get("version")
+    listed = [v for v in request.app["models"][name] if wanted is None or str(v) == wanted]
+    return _json({"model_version_status": [
+        {"version": str(v), "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+        for v in sorted(listed, reverse=True)]})
+
+
+async def _metadata(request):
+    return _json(_model(request).metadata())
+
+
+def _json(body: dict, status: int = 200):
+    return web.Response(text=dump(body), status=status, content_type="application/json")
 
 
 # --------------------------------------------------------------------------- REST predict contract
@@ -218,7 +225,6 @@ def _to_tensor(values: list, spec, name: str):
         if not all(isinstance(v, list) for v in values):
             raise RequestError(f"input {name!r} is multivalued: give a list of values per row, e.g. [\"a\", \"b\"] "
                                "or [] for none")
-        from trainer.export import padded_matrix
         return tf.constant(padded_matrix([[_as_bytes(x, name) for x in v] for v in values]), dtype=tf.string)
     try:
         if spec.dtype == tf.string:

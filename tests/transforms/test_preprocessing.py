@@ -9,7 +9,8 @@ import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 
 from ctrcvr.config import config_from_dict
-from transforms.features import Schema, preprocessing_fn, transformed_name
+from transforms.schema import Schema, transformed_name
+from transforms.preprocessing import preprocessing_fn
 
 CONFIG = config_from_dict({
     "features": [
