@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO))
 import ctrcvr  # noqa: E402,F401
 import pandas as pd  # noqa: E402
 
-from ctrcvr import workflow  # noqa: E402
+from ctrcvr.compare import compare  # noqa: E402
 from ctrcvr.config import config_from_dict, load_config  # noqa: E402
 
 SWEEP_METRICS = ("mar_map@5", "mar_ndcg@5")
@@ -41,7 +41,7 @@ def main(argv=None) -> int:
         raw["compare"]["models"].append({"label": f"C-IPS K={int(k)}", "model": "c_ips",
                                          "set": {"model.c_ips.propensity": "cluster", "model.c_ips.n_clusters": int(k)}})
     config = config_from_dict(raw, source=args.config)
-    result = workflow.compare(config, args.out, overwrite=True)
+    result = compare(config, args.out, overwrite=True)
     print(f"\n## Ratings benchmark ({args.seeds} seeds, {config.simulate_ratings.n_users} users x "
           f"{config.simulate_ratings.n_items} items, density {config.simulate_ratings.density}); mean ± std\n")
     print(result["table"])

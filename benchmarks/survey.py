@@ -25,7 +25,7 @@ import pandas as pd  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 
-from benchmarks.tables import markdown  # noqa: E402
+from ctrcvr.tables import markdown  # noqa: E402
 from ctrcvr.config import Config, load_config  # noqa: E402
 from pipeline.simulate import simulate  # noqa: E402
 from trainer.estimators import get_estimator  # noqa: E402

@@ -58,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
         "export": ("export a TF Serving SavedModel (raw tf.Examples in) as a new version", _export,
                    [_data_dir, _model_dir, _export_dir, _input]),
         "compare": ("train compare.models (estimator names or {label, model, set} variants) x compare.seeds "
-                    "(and the τ%%/λ sweeps) on the same data; mean ± std table (Markdown, CSV) and plots "
+                    "(and compare.sweeps) on the same data; mean ± std table (Markdown, CSV) and plots "
                     "under --output-dir", _compare,
                     [_output_dir, _overwrite, _reuse_data_dir]),
     }
@@ -177,12 +177,12 @@ def _run(args, config):
 
 
 def _compare(args, config):
-    from trainer.compare import plan_runs
+    from ctrcvr.compare import compare, plan_runs
     try:
         plan_runs(config)  # every run's config valid before anything is simulated or trained
     except ConfigError as err:
         raise ConfigError(f"{args.config}: {err}") from None
-    result = workflow.compare(config, args.output_dir, overwrite=args.overwrite, data_dir=args.data_dir)
+    result = compare(config, args.output_dir, overwrite=args.overwrite, data_dir=args.data_dir)
     print()
     print(result["table"])
     print("\nOutputs:")
@@ -219,9 +219,9 @@ def _export(args, config):
 
 
 def _print_metrics(results):
-    from trainer.evaluate import format_table
+    from ctrcvr.tables import metrics_by_model
     print()
-    print(format_table(results))
+    print(metrics_by_model(results))
 
 
 def _setup_logging(level: str) -> None:

@@ -40,12 +40,40 @@ class CompareVariant(Section):
         return self.label or self.model
 
 
+class SweepConfig(Section):
+    """One sweep of a knob an estimator declares (its ``sweeps``), e.g. seed 003 Fig. 6:
+    ``{model: multi_ipw, knob: tau_percent, values: [0.25, 0.5, 0.75, 0.9]}``."""
+
+    model: str
+    knob: str = Field(description="a knob the estimator declares (ctrcvr compare lists them on a typo)")
+    values: list[float] = Field(min_length=1)
+    seeds: Optional[int] = Field(None, ge=1, description="seeds per point (default: compare.seeds)")
+
+
+_RENAMED_COMPARE = {"tau_percent_sweep": "sweeps: [{model: multi_ipw, knob: tau_percent, values: [...]}]",
+                    "undersample_sweep": "sweeps: [{model: multi_dr, knob: undersample, values: [...]}]",
+                    "sweep_seeds": "sweeps[i].seeds"}
+
+
 class CompareConfig(Section):
     """``ctrcvr compare``: estimators × seeds trained on the same preprocessed data, then tabulated."""
 
     models: list[CompareVariant] = Field(
-        ["base", "esmm", "multi_ipw", "multi_dr", "oracle"], validate_default=True,
+        [], validate_default=True,
         description="estimator names, or named variants {label, model, set: {dotted.key: value}}")
+    seeds: int = Field(3, ge=1, description="training seeds per model: config.seed, config.seed + 1, ...")
+    metrics: list[str] = Field(
+        ["cvr_auc_entire_space", "ctcvr_auc", "cvr_bias", "cvr_mae_vs_truth", "cvr_auc_clicked", "ctr_auc",
+         "cvr_calibration_error"], description="table columns, in order; the first four are plotted")
+    sweeps: list[SweepConfig] = Field([], description="knob sweeps, each plotted against its values")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_keys(cls, data):
+        renamed = sorted(set(data) & set(_RENAMED_COMPARE)) if isinstance(data, dict) else []
+        if renamed:
+            raise ValueError("; ".join(f"compare.{k} was replaced by compare.{_RENAMED_COMPARE[k]}" for k in renamed))
+        return data
 
     @field_validator("models", mode="before")
     @classmethod
@@ -64,16 +92,6 @@ class CompareConfig(Section):
             raise ValueError(f"compare.models: two entries are named {', '.join(map(repr, dupes))}; "
                              "give the variants distinct labels")
         return self
-    seeds: int = Field(3, ge=1, description="training seeds per model: config.seed, config.seed + 1, ...")
-    metrics: list[str] = Field(
-        ["cvr_auc_entire_space", "ctcvr_auc", "cvr_bias", "cvr_mae_vs_truth", "cvr_auc_clicked", "ctr_auc",
-         "cvr_calibration_error"], description="table columns, in order; the first four are plotted")
-    tau_percent_sweep: list[float] = Field([], description="τ% values for a multi_ipw sweep (seed 003 Fig. 6)")
-    undersample_sweep: list[float] = Field([], description="λ values for a multi_dr sweep (seed 003 Fig. 6)")
-    sweep_seeds: Optional[int] = Field(None, ge=1, description="seeds per sweep point (default: seeds)")
-
-
-DEFAULT_RUN_MODELS = ("esmm", "multi_ipw", "multi_dr", "oracle")
 
 
 class Config(Section):
@@ -89,17 +107,10 @@ class Config(Section):
     eval: EvalConfig = EvalConfig()
     export: ExportConfig = ExportConfig()
     compare: CompareConfig = CompareConfig()
-    run_models: Optional[list[str]] = Field(
-        None, description="`ctrcvr run` also trains and evaluates these estimators beside model.name (which "
-        "alone is exported) and prints them side by side. Default: esmm, multi_ipw, multi_dr and oracle on "
-        "simulated conversion data (the oracle needs its ground truth), none otherwise")
-
-    @model_validator(mode="after")
-    def _default_run_models(self):
-        if self.run_models is None:
-            simulated = self.data.source == "simulated" and self.labels.task == "conversion"
-            self.__dict__["run_models"] = list(DEFAULT_RUN_MODELS) if simulated else []
-        return self
+    run_models: list[str] = Field(
+        [], description="`ctrcvr run` also trains and evaluates these estimators beside model.name (which "
+        "alone is exported) and prints them side by side (the default config names a few); estimators that "
+        "need the simulator's ground truth are skipped, with a warning, on data without it")
 
     @model_validator(mode="after")
     def _check_names(self):

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
+from typing import Callable, Optional
 
 import yaml
 
-from ctrcvr.config import Config, dump_config
+from ctrcvr.config import Config, config_from_dict, dump_config
 from ctrcvr.output_dir import prepare_output_dir
 
 log = logging.getLogger("ctrcvr")
@@ -93,6 +95,17 @@ def sample_raw_rows(config: Config, raw_dir=None, n: int = 8):
     return sample_rows(config.data, path, n)
 
 
+def prepare_data(config: Config, data_root) -> Path:
+    """Simulates (when the source is a simulator) into ``data_root/raw`` and preprocesses into
+    ``data_root/transformed``; returns the preprocess output."""
+    raw, data = Path(data_root) / "raw", Path(data_root) / "transformed"
+    simulated = config.data.source in SIMULATED_SOURCES
+    if simulated:
+        simulate(config, raw)
+    preprocess(config, data, raw_dir=raw if simulated else None)
+    return data
+
+
 def run(config: Config, out_dir, overwrite: bool = False) -> dict:
     """Every stage on the config's data, all outputs under ``out_dir``; returns where things are."""
     out = prepare_output_dir(out_dir, overwrite)
@@ -119,7 +132,11 @@ def run(config: Config, out_dir, overwrite: bool = False) -> dict:
     model = train(config, data, model_dir)
     log.info("[4/5] evaluating on the eval split")
     metrics = evaluate(config, data, model_dir, model=model, out_dir=out)
-    results = {config.model.name: metrics, **train_side_by_side(config, data, out / "models")}
+    others = [n for n in dict.fromkeys(config.run_models) if n != config.model.name]
+    side_by_side = train_many([(f"side by side: {name}", _with_estimator(config, name), out / "models" / name)
+                               for name in others], data)
+    results = {config.model.name: metrics, **{title.removeprefix("side by side: "): m
+                                               for title, m in side_by_side.items()}}
     log.info("[5/5] exporting the serving model")
     export_dir = export(config, data, model_dir, out / "serving", model=model, raw_dir=raw)
     where = {"metrics": str(out / "metrics.json"), "export": str(export_dir), "data": str(data),
@@ -131,33 +148,36 @@ def run(config: Config, out_dir, overwrite: bool = False) -> dict:
     return {"metrics": results, "outputs": where}
 
 
-def train_side_by_side(config: Config, data_dir, models_dir) -> dict:
-    """Trains and evaluates each of ``config.run_models`` other than ``model.name`` under
-    ``models_dir/<name>``; estimators that need ground truth are skipped (with a warning) on data without it."""
+def train_many(jobs, data_dir, on_done: Optional[Callable[[int, dict, float], None]] = None) -> dict[str, dict]:
+    """Trains and evaluates each ``(title, config, model_dir)`` job in turn on the same data: the one
+    loop behind ``run``'s side-by-side models and ``compare``. Every model dir gets its weights, logs,
+    ``metrics.json`` and ``config.resolved.yaml``; an estimator that trains on the simulator's ground
+    truth is skipped, with a warning, on data without it. ``on_done(index, metrics, seconds)`` is called
+    after each job; returns {title: metrics}."""
     import tensorflow_transform as tft
     from trainer.estimators import get_estimator
     from trainer.estimators.base import POTENTIAL_OUTCOME
-    names = [n for n in dict.fromkeys(config.run_models) if n != config.model.name]
-    spec = tft.TFTransformOutput(str(data_dir)).transformed_feature_spec()
+    columns = tft.TFTransformOutput(str(data_dir)).transformed_feature_spec() if jobs else {}
     results = {}
-    for i, name in enumerate(names, 1):
-        if get_estimator(name).needs_potential_outcome and POTENTIAL_OUTCOME not in spec:
-            log.warning("run_models: skipping %s, the data has no %s", name, POTENTIAL_OUTCOME)
+    for i, (title, config, model_dir) in enumerate(jobs):
+        if get_estimator(config.model.name).needs_potential_outcome and POTENTIAL_OUTCOME not in columns:
+            log.warning("skipping %s: %s trains on %s, which the data do not have", title, config.model.name,
+                        POTENTIAL_OUTCOME)
             continue
-        variant = config.model_copy(update={"model": config.model.model_copy(update={"name": name})})
-        log.info("[4/5] side by side (%d/%d): training and evaluating %s", i, len(names), name)
-        model_dir = Path(models_dir) / name
-        results[name] = evaluate(variant, data_dir, model_dir, model=train(variant, data_dir, model_dir))
+        log.info("[%d/%d] training and evaluating %s", i + 1, len(jobs), title)
+        started = time.time()
+        model = train(config, data_dir, model_dir)
+        results[title] = evaluate(config, data_dir, model_dir, model=model)
+        if on_done is not None:
+            on_done(i, results[title], time.time() - started)
     return results
 
 
-def compare(config: Config, out_dir, overwrite: bool = False, data_dir=None) -> dict:
-    """Estimators × seeds on the same preprocessed data: mean ± std tables (Markdown, CSV) and plots.
-    See :mod:`trainer.compare`; ``data_dir`` reuses an existing preprocess output."""
-    from trainer.compare import compare as run_compare
-    out = prepare_output_dir(out_dir, overwrite)
-    dump_config(config, out / RESOLVED_CONFIG)
-    return run_compare(config, out, data_dir=data_dir)
+def _with_estimator(config: Config, name: str) -> Config:
+    """The same config with another estimator (its parameters revalidated)."""
+    raw = config.model_dump(mode="json")
+    raw["model"]["name"] = name
+    return config_from_dict(raw, source=f"run_models: {name}")
 
 
 def _check_estimators(names) -> None:

@@ -6,8 +6,8 @@ initialisation and shuffling change, the data do not) and evaluated on the eval 
 the MAR test split). An entry is an estimator name or a named variant with config overrides,
 ``{label: "C-IPS K=1", model: c_ips, set: {model.c_ips.n_clusters: 1}}``; every run's config is
 built and validated before anything is simulated or trained, so a typo fails at once, naming the
-entry and the key. Optional sweeps train Multi-IPW over ``compare.tau_percent_sweep`` (τ%) and
-Multi-DR over ``compare.undersample_sweep`` (λ), as in seed 003 Fig. 6.
+entry and the key. ``compare.sweeps`` trains an estimator over the values of a knob it declares
+(e.g. Multi-IPW's τ% and Multi-DR's λ, seed 003 Fig. 6); the estimator says what a knob sets.
 
 Outputs under the output directory:
     data/                      raw and preprocessed data (unless ``data_dir`` is given)
@@ -15,26 +15,22 @@ Outputs under the output directory:
     runs.csv                   one row per (run, seed) with every metric (written as runs finish)
     summary.md, summary.csv    mean ± std per model and metric
     compare.png                the headline metrics per model, mean ± std
-    sweep_tau_percent.png, sweep_undersample.png, sweeps.md    when the sweeps are configured
+    sweep_<model>_<knob>.png, sweeps.md                         when sweeps are configured
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
-import math
-import time
 from pathlib import Path
 from typing import Optional
 
 import pandas as pd
 
-from ctrcvr.config import Config, ConfigError, config_from_dict, set_dotted
+from ctrcvr import tables, workflow
+from ctrcvr.config import Config, ConfigError, SweepConfig, config_from_dict, dump_config, set_dotted
+from ctrcvr.output_dir import prepare_output_dir
 
 log = logging.getLogger(__name__)
-SWEEPS = {  # sweep name -> (estimator, axis label)
-    "tau_percent": ("multi_ipw", "τ% (IPW bound, Multi-IPW)"),
-    "undersample": ("multi_dr", "λ (negative sampling rate, Multi-DR)"),
-}
 VARIANT_SECTIONS = ("model.", "train.", "eval.")  # what a variant may set: the data are shared
 
 
@@ -49,43 +45,58 @@ class Run:
     value: Optional[float] = None
 
 
-def compare(config: Config, out_dir, data_dir=None) -> dict:
-    """Prepares the data once (unless ``data_dir``), trains and evaluates every run, writes the outputs."""
-    from ctrcvr import workflow
-    out = Path(out_dir)
+def compare(config: Config, out_dir, overwrite: bool = False, data_dir=None) -> dict:
+    """Plans and validates every run, prepares the data once (unless ``data_dir`` reuses a preprocess
+    output), trains and evaluates every run, writes the tables and plots."""
     runs = plan_runs(config)
+    out = prepare_output_dir(out_dir, overwrite)
+    dump_config(config, out / workflow.RESOLVED_CONFIG)
     if data_dir is None:
-        raw, data_dir = out / "data" / "raw", out / "data" / "transformed"
-        simulated = config.data.source in workflow.SIMULATED_SOURCES
-        if simulated:
-            workflow.simulate(config, raw)
-        workflow.preprocess(config, data_dir, raw_dir=raw if simulated else None)
+        data_dir = workflow.prepare_data(config, out / "data")
     rows = train_runs(runs, data_dir, out)
     return write_outputs(pd.DataFrame(rows), config, out)
 
 
 def plan_runs(config: Config) -> list[Run]:
     """Every (model or variant, seed) of ``compare.models``, then the sweep points; all validated."""
-    from trainer.estimators import get_estimator
     c = config.compare
+    if not c.models and not c.sweeps:
+        raise ConfigError("compare.models is empty: name the estimators (or variants) to compare")
     runs = []
     for i, entry in enumerate(c.models):
         source = f"compare.models[{i}] ({entry.name!r})"
-        try:
-            get_estimator(entry.model)
-        except KeyError as err:
-            raise ConfigError(f"{source}: {err.args[0]}") from None
+        _estimator(entry.model, source)
         runs += [Run(entry.name, _variant(config, k, entry.model, entry.set, source), k) for k in range(c.seeds)]
-    sweep_seeds = c.sweep_seeds or c.seeds
-    for value in c.tau_percent_sweep:
-        runs += [Run(f"multi_ipw τ%={value:g}", _variant(
-            config, k, "multi_ipw", {"model.ipw.tau": None, "model.ipw.tau_percent": value}, "compare.tau_percent_sweep"),
-            k, "tau_percent", value) for k in range(sweep_seeds)]
-    for value in c.undersample_sweep:
-        runs += [Run(f"multi_dr λ={value:g}", _variant(
-            config, k, "multi_dr", {"model.undersample_rate": value}, "compare.undersample_sweep"),
-            k, "undersample", value) for k in range(sweep_seeds)]
+    for i, sweep in enumerate(c.sweeps):
+        source = f"compare.sweeps[{i}] ({sweep.model} {sweep.knob})"
+        knob = _knob(sweep, source)
+        for value in sweep.values:
+            runs += [Run(f"{sweep.model} {sweep.knob}={value:g}", _variant(
+                config, k, sweep.model, knob.overrides(value), source), k, sweep_name(sweep), value)
+                for k in range(sweep.seeds or c.seeds)]
     return runs
+
+
+def sweep_name(sweep: SweepConfig) -> str:
+    """How a sweep's runs, plot and table are named: ``<model>_<knob>``."""
+    return f"{sweep.model}_{sweep.knob}"
+
+
+def _estimator(name: str, source: str):
+    from trainer.estimators import get_estimator
+    try:
+        return get_estimator(name)
+    except KeyError as err:
+        raise ConfigError(f"{source}: {err.args[0]}") from None
+
+
+def _knob(sweep: SweepConfig, source: str):
+    """The knob the estimator declares for ``sweep.knob``; an error listing its knobs otherwise."""
+    knobs = _estimator(sweep.model, source).sweeps
+    if sweep.knob not in knobs:
+        raise ConfigError(f"{source}: {sweep.model} declares no knob {sweep.knob!r} "
+                          f"(its knobs: {', '.join(knobs) or 'none'})")
+    return knobs[sweep.knob]
 
 
 def _variant(config: Config, seed_index: int, name: str, overrides: dict, source: str) -> Config:
@@ -103,20 +114,19 @@ def _variant(config: Config, seed_index: int, name: str, overrides: dict, source
 
 
 def train_runs(runs: list[Run], data_dir, out: Path) -> list[dict]:
-    """Trains and evaluates each run in turn; appends its metrics to ``runs.csv`` as soon as it is done."""
-    from trainer.evaluate import evaluate
-    from trainer.train import train
+    """Trains and evaluates each run in turn (:func:`ctrcvr.workflow.train_many`); appends its metrics to
+    ``runs.csv`` as soon as it is done."""
     rows: list[dict] = []
-    for i, run in enumerate(runs, 1):
-        model_dir = out / "models" / _slug(run.label) / f"seed{run.seed_index}"
-        log.info("[%d/%d] %s, seed %d", i, len(runs), run.label, run.config.seed)
-        started = time.time()
-        model = train(run.config, data_dir, model_dir)
-        metrics = evaluate(model, run.config, data_dir, model_dir)
+
+    def record(i: int, metrics: dict, seconds: float) -> None:
+        run = runs[i]
         rows.append({"run": run.label, "model": run.config.model.name, "seed": run.config.seed,
-                     "sweep": run.sweep, "value": run.value, "train_seconds": round(time.time() - started, 1),
-                     **metrics})
+                     "sweep": run.sweep, "value": run.value, "train_seconds": round(seconds, 1), **metrics})
         pd.DataFrame(rows).to_csv(out / "runs.csv", index=False)
+
+    jobs = [(f"{run.label}, seed {run.config.seed}", run.config,
+             out / "models" / _slug(run.label) / f"seed{run.seed_index}") for run in runs]
+    workflow.train_many(jobs, data_dir, on_done=record)
     return rows
 
 
@@ -131,37 +141,32 @@ def summarise(runs: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     return table[["seeds"] + [f"{m}_{s}" for m in metrics for s in ("mean", "std")]]
 
 
-def markdown_table(summary: pd.DataFrame, metrics: list[str]) -> str:
-    """One row per model, one column per metric, cells ``mean ± std`` (seed 003 Table 3 style)."""
-    metrics = [m for m in metrics if f"{m}_mean" in summary]
-    lines = ["| model | seeds | " + " | ".join(metrics) + " |", "|---|---|" + "---|" * len(metrics)]
-    for label, row in summary.iterrows():
-        cells = [_pm(row[f"{m}_mean"], row[f"{m}_std"]) for m in metrics]
-        lines.append(f"| {label} | {int(row['seeds'])} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
 def write_outputs(runs: pd.DataFrame, config: Config, out: Path) -> dict:
     metrics = config.compare.metrics
     main = runs[runs["sweep"].isna()] if "sweep" in runs else runs
-    summary = summarise(main, metrics)
-    summary.to_csv(out / "summary.csv", index_label="model")
-    table = markdown_table(summary, metrics)
-    (out / "summary.md").write_text(f"# ctrcvr compare: mean ± std over seeds on the eval split\n\n{table}\n")
-    files = {"runs": out / "runs.csv", "summary_md": out / "summary.md", "summary_csv": out / "summary.csv"}
-    shown = [m for m in metrics if f"{m}_mean" in summary][:4]
-    if shown:
-        files["plot"] = plot_summary(summary, shown, out / "compare.png")
+    files = {"runs": out / "runs.csv"}
+    table = ""
+    shown = [m for m in metrics if m in runs][:4]
+    if len(main):
+        summary = summarise(main, metrics)
+        summary.to_csv(out / "summary.csv", index_label="model")
+        table = tables.mean_std(summary, metrics)
+        (out / "summary.md").write_text(f"# ctrcvr compare: mean ± std over seeds on the eval split\n\n{table}\n")
+        files.update(summary_md=out / "summary.md", summary_csv=out / "summary.csv")
+        if shown:
+            files["plot"] = plot_summary(summary, shown, out / "compare.png")
     sweep_tables = []
-    for sweep, (_, axis) in SWEEPS.items():
-        points = runs[runs["sweep"] == sweep] if "sweep" in runs else runs.iloc[:0]
+    for sweep in config.compare.sweeps:
+        name = sweep_name(sweep)
+        points = runs[runs["sweep"] == name] if "sweep" in runs else runs.iloc[:0]
         if len(points):
-            files[f"sweep_{sweep}"] = plot_sweep(points, shown, axis, out / f"sweep_{sweep}.png")
-            sweep_tables.append(f"## {axis}\n\n" + markdown_table(summarise(points, metrics), metrics))
+            axis = f"{sweep.knob}: {_estimator(sweep.model, name).sweeps[sweep.knob].axis} ({sweep.model})"
+            files[f"sweep_{name}"] = plot_sweep(points, shown, axis, out / f"sweep_{name}.png")
+            sweep_tables.append(f"## {axis}\n\n" + tables.mean_std(summarise(points, metrics), metrics))
     if sweep_tables:
         (out / "sweeps.md").write_text("\n\n".join(sweep_tables) + "\n")
         files["sweeps_md"] = out / "sweeps.md"
-    return {"table": table, "files": {k: str(v) for k, v in files.items()}}
+    return {"table": table or "\n\n".join(sweep_tables), "files": {k: str(v) for k, v in files.items()}}
 
 
 def plot_summary(summary: pd.DataFrame, metrics: list[str], path: Path) -> Path:
@@ -215,13 +220,6 @@ def _limits(mean: pd.Series, std: pd.Series) -> tuple[float, float]:
     return min(low - pad, 0.0), max(high + pad, 0.0)  # errors and biases: keep zero in view
 
 
-def _pm(mean, std) -> str:
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
-        return "-"
-    return f"{mean:.4f} ± {std:.4f}"
-
-
 def _slug(label: str) -> str:
-    return "".join(c if c.isalnum() or c in "._-" else "_" for c in label.replace("τ%", "tau_percent")
-                   .replace("λ", "lambda"))
+    return "".join(c if c.isalnum() or c in "._-=" else "_" for c in label)
 

@@ -5,28 +5,37 @@ import pandas as pd
 import pytest
 
 from ctrcvr.config import ConfigError, config_from_dict
-from trainer.compare import markdown_table, plan_runs, summarise, train_runs, write_outputs
+from ctrcvr.compare import plan_runs, summarise, train_runs, write_outputs
+from ctrcvr.tables import mean_std
 
 
 def test_plan_covers_models_times_seeds_then_the_sweeps():
     config = config_from_dict({"seed": 7, "model": {"ipw": {"tau": 0.01}}, "compare": {
-        "models": ["esmm", "multi_ipw"], "seeds": 2, "tau_percent_sweep": [0.5, 0.9], "undersample_sweep": [1.5],
-        "sweep_seeds": 1}})
+        "models": ["esmm", "multi_ipw"], "seeds": 2,
+        "sweeps": [{"model": "multi_ipw", "knob": "tau_percent", "values": [0.5, 0.9], "seeds": 1},
+                   {"model": "multi_dr", "knob": "undersample", "values": [1.5], "seeds": 1}]}})
     runs = plan_runs(config)
     assert [(r.label, r.config.model.name, r.config.seed) for r in runs] == [
         ("esmm", "esmm", 7), ("esmm", "esmm", 8), ("multi_ipw", "multi_ipw", 7), ("multi_ipw", "multi_ipw", 8),
-        ("multi_ipw τ%=0.5", "multi_ipw", 7), ("multi_ipw τ%=0.9", "multi_ipw", 7),
-        ("multi_dr λ=1.5", "multi_dr", 7)]
+        ("multi_ipw tau_percent=0.5", "multi_ipw", 7), ("multi_ipw tau_percent=0.9", "multi_ipw", 7),
+        ("multi_dr undersample=1.5", "multi_dr", 7)]
     swept = runs[4].config.model.ipw
     assert swept.tau is None and swept.tau_percent == 0.5, "a τ% point replaces the absolute τ"
-    assert runs[6].config.model.undersample_rate == 1.5 and runs[6].sweep == "undersample"
+    assert runs[6].config.model.undersample_rate == 1.5 and runs[6].sweep == "multi_dr_undersample"
     assert config.model.ipw.tau == 0.01, "the base config is left alone"
 
 
 def test_plan_fails_early_on_an_invalid_sweep_value():
-    config = config_from_dict({"compare": {"models": [], "tau_percent_sweep": [1.5]}})
+    config = config_from_dict({"compare": {"sweeps": [{"model": "multi_ipw", "knob": "tau_percent", "values": [1.5]}]}})
     with pytest.raises(ValueError, match="tau_percent"):
         plan_runs(config)
+    with pytest.raises(ValueError, match=r"multi_ipw declares no knob 'tau_procent' \(its knobs: tau_percent"):
+        plan_runs(config_from_dict({"compare": {"sweeps": [{"model": "multi_ipw", "knob": "tau_procent",
+                                                            "values": [0.5]}]}}))
+    with pytest.raises(ValueError, match="compare.models is empty"):
+        plan_runs(config_from_dict({}))
+    with pytest.raises(ValueError, match=r"compare.tau_percent_sweep was replaced by compare.sweeps"):
+        config_from_dict({"compare": {"tau_percent_sweep": [0.5]}})
 
 
 def test_summary_is_mean_and_sample_std_over_seeds():
@@ -36,7 +45,7 @@ def test_summary_is_mean_and_sample_std_over_seeds():
     assert summary.loc["a", "auc_mean"] == pytest.approx(0.7)
     assert summary.loc["a", "auc_std"] == pytest.approx(math.sqrt(((0.1 ** 2) * 2) / 2))
     assert summary.loc["b", "auc_std"] == 0.0
-    table = markdown_table(summary, ["auc", "bias"]).splitlines()
+    table = mean_std(summary, ["auc", "bias"]).splitlines()
     assert table[0] == "| model | seeds | auc | bias |"
     assert table[2] == "| a | 3 | 0.7000 ± 0.1000 | 0.1000 ± 0.0000 |"
     assert table[3] == "| b | 1 | 0.5000 ± 0.0000 | -0.2000 ± 0.0000 |"
@@ -45,8 +54,8 @@ def test_summary_is_mean_and_sample_std_over_seeds():
 def test_compare_trains_every_run_on_the_same_data_and_writes_table_csv_and_plots(tiny_run, tmp_path):
     config = config_from_dict({**tiny_run["config"].model_dump(mode="json"),
                                "train": {"epochs": 1, "batch_size": 256, "steps_per_epoch": 3},
-                               "compare": {"models": ["base", "multi_ipw"], "seeds": 2,
-                                           "tau_percent_sweep": [0.5], "sweep_seeds": 1}})
+                               "compare": {"models": ["base", "multi_ipw"], "seeds": 2, "sweeps": [
+                                   {"model": "multi_ipw", "knob": "tau_percent", "values": [0.5], "seeds": 1}]}})
     data_dir = tiny_run["dir"] / "data" / "transformed"
     runs = pd.DataFrame(train_runs(plan_runs(config), data_dir, tmp_path))
     assert len(runs) == 5 and runs["cvr_auc_entire_space"].notna().all()
@@ -54,9 +63,12 @@ def test_compare_trains_every_run_on_the_same_data_and_writes_table_csv_and_plot
     lines = result["table"].splitlines()
     assert [line.split(" | ")[0] for line in lines[2:]] == ["| base", "| multi_ipw"]
     assert " ± " in lines[2] and "| 2 |" in lines[2]
-    for name in ("runs.csv", "summary.md", "summary.csv", "compare.png", "sweep_tau_percent.png", "sweeps.md"):
+    for name in ("runs.csv", "summary.md", "summary.csv", "compare.png", "sweep_multi_ipw_tau_percent.png",
+                 "sweeps.md"):
         assert (tmp_path / name).stat().st_size > 0, name
     assert pd.read_csv(tmp_path / "summary.csv", index_col="model").loc["multi_ipw", "seeds"] == 2
+    resolved = [p.parent.name for p in tmp_path.glob("models/*/seed*/config.resolved.yaml")]
+    assert len(resolved) == 5, "every trained model keeps the config it was trained with"
 
 
 def _with_models(*models, **compare):
