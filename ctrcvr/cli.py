@@ -30,7 +30,7 @@ DEFAULT_CONFIG = "default"
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
-    _setup_logging(args.log_level)
+    _setup_logging(args.log_level, args.command)
     try:
         config = load_config(args.config, args.set) if args.needs_config else None
         return args.handler(args, config) or 0
@@ -224,7 +224,10 @@ def _print_metrics(results):
     print(metrics_by_model(results))
 
 
-def _setup_logging(level: str) -> None:
+def _setup_logging(level: str, command: str = "") -> None:
+    if command != "configs":
+        from ctrcvr.console import import_tensorflow_quietly
+        import_tensorflow_quietly()
     logging.basicConfig(level=getattr(logging, level), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     for noisy in ("apache_beam", "tensorflow", "absl", "tensorflow_transform", "tfx_bsl", "h5py"):
