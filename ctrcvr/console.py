@@ -2,8 +2,8 @@
 
 ``TF_CPP_MIN_LOG_LEVEL`` silences TensorFlow's own C++ logging, but the absl logger of the libraries
 it loads writes ``WARNING: All log messages before absl::InitializeLog() is called are written to
-STDERR`` and an INFO line about missing CUDA drivers straight to file descriptor 2 while
-``import tensorflow`` runs, before any Python logging exists. The CLI imports TensorFlow once,
+STDERR``, an INFO line about missing CUDA drivers and, when the devices are first listed, an
+ERROR line about ``cuInit`` straight to file descriptor 2, before any Python logging exists. The CLI imports TensorFlow once,
 up front, with descriptor 2 captured, drops exactly those known lines and passes everything else
 through, so a real error printed during the import is still seen.
 """
@@ -19,6 +19,7 @@ IMPORT_NOISE = (
     "cudart_stub.cc",  # "Could not find cuda drivers on your machine, GPU will not be used."
     "Unable to register cuDNN factory", "Unable to register cuFFT factory", "Unable to register cuBLAS factory",
     "computation placer already registered",
+    "failed call to cuInit",  # no GPU: logged once, when the devices are first listed
     "This TensorFlow binary is optimized to use available CPU instructions",
     "To enable the following instructions",
 )
@@ -51,4 +52,5 @@ def import_tensorflow_quietly() -> None:
     if "tensorflow" in sys.modules:
         return
     with filtered_stderr():
-        import tensorflow  # noqa: F401
+        import tensorflow as tf
+        tf.config.list_physical_devices()  # the device platforms log their start-up (cuInit) here

@@ -23,8 +23,9 @@ def markdown(frame: pd.DataFrame, floatfmt: str = ".4f") -> str:
 def metrics_by_model(results: dict[str, dict[str, Any]]) -> str:
     """One column per model, one row per metric (the metrics of the first model, in its order)."""
     keys = list(next(iter(results.values()), {}))
-    frame = pd.DataFrame({name: [metrics.get(k) for k in keys] for name, metrics in results.items()},
-                         index=pd.Index(keys, name="metric"))
+    frame = pd.DataFrame({name: pd.Series([metrics.get(k) for k in keys], dtype=object)
+                          for name, metrics in results.items()})
+    frame.index = pd.Index(keys, name="metric")
     return markdown(frame)
 
 
