@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from ctrcvr.serving.warmup import read_warmup_requests
+from transforms.errors import UserError
 
 PROBABILITY_OUTPUTS = ("pctr", "pcvr", "pctcvr", "response_rate")
 
@@ -23,7 +24,8 @@ def resolve_version_dir(path) -> Path:
         return path
     found = versions(path) if path.is_dir() else []
     if not found:
-        raise FileNotFoundError(f"{path}: neither a SavedModel nor a directory of integer versions")
+        what = "no such directory" if not path.exists() else "neither a SavedModel version directory nor a model base"
+        raise UserError(f"{what} (expected <model base>/<integer version>/saved_model.pb)", file=path)
     return path / str(found[-1])
 
 
