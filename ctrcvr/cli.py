@@ -27,6 +27,8 @@ import logging
 import sys
 import traceback
 
+import yaml
+
 import ctrcvr  # noqa: F401  (selects Keras 2 before anything imports TensorFlow)
 from ctrcvr import workflow
 from ctrcvr.config import ConfigError, load_config
@@ -55,22 +57,21 @@ def main(argv=None) -> int:
             raise
         if args.debug or args.log_level == "DEBUG":
             traceback.print_exc()
-        hint = "" if isinstance(err, (UserError, OSError)) or args.debug else " (--debug shows where)"
+        hint = "" if isinstance(err, (UserError, OSError, yaml.YAMLError)) or args.debug else " (--debug shows where)"
         print(f"ctrcvr {args.command}: error: {_one_line(err)}{hint}", file=sys.stderr)
         return 2
 
 
 def _is_user_error(err: Exception) -> bool:
-    import yaml
     return (isinstance(err, (UserError, yaml.YAMLError, *_USER_OS_ERRORS, *_LEGACY_USER_ERRORS))
             or (isinstance(err, OSError) and err.errno == errno.EADDRINUSE))
 
 
 def _one_line(err: Exception) -> str:
     """An error's message on one line: ``path: reason`` for an OSError that names its file."""
-    if isinstance(err, OSError) and err.filename is not None and err.strerror:
+    if isinstance(err, OSError) and err.strerror:  # not "[Errno 2] ..."
         target = f" -> {err.filename2}" if err.filename2 is not None else ""
-        text = f"{err.filename}{target}: {err.strerror}"
+        text = f"{err.filename}{target}: {err.strerror}" if err.filename is not None else err.strerror
     elif isinstance(err, KeyError) and err.args:
         text = str(err.args[0])
     else:

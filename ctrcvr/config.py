@@ -239,7 +239,10 @@ def _apply_override(raw: dict, item: str, path: Path, origins: Optional[_Origins
     if not dotted:
         raise ConfigError(f"--set {item!r}: no key before '=' (expected KEY=VALUE, e.g. train.epochs=5)", file=path)
     value = parse_yaml(text, file=path, override=item, key=dotted, error=ConfigError)[0] if text else ""
-    set_dotted(raw, dotted, value, source=f"{path}: --set {item!r}")
+    try:
+        set_dotted(raw, dotted, value, source=f"--set {item!r}")
+    except ConfigError as err:
+        raise ConfigError(err.message, file=path, key=dotted) from None
     if origins is not None:
         _record(origins, tuple(dotted.split(".")), f"--set {item}")
 
@@ -252,11 +255,11 @@ def set_dotted(raw: dict, dotted: str, value, source: str) -> None:
     for i, part in enumerate(parts):
         if isinstance(node, list):
             if not part.isdigit() or int(part) >= len(node):
-                raise ConfigError(f"{source}: {'.'.join(parts[:i])} has no item {part!r}", key=dotted)
+                raise ConfigError(f"{source}: {'.'.join(parts[:i])} has no item {part!r}")
             part = int(part)
         elif not isinstance(node, dict):
             raise ConfigError(f"{source}: {'.'.join(parts[:i])} is a {type(node).__name__}, it has no key "
-                              f"{part!r}", key=dotted)
+                              f"{part!r}")
         if i == len(parts) - 1:
             node[part] = value
         else:

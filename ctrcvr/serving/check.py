@@ -35,11 +35,12 @@ def serve_check(model_dir, signature: str = "serving_default") -> dict:
     outputs; requests of different signatures on the same rows (``serving_default`` on tf.Examples,
     ``predict_raw`` on raw tensors) must agree. ``signature`` must be among the replayed ones.
 
-    Returns a summary; raises ``AssertionError`` describing the first failed check.
+    Returns a summary; raises ``AssertionError`` describing the first failed check, ``UserError`` when
+    ``model_dir`` holds no SavedModel.
     """
+    version_dir = resolve_version_dir(model_dir)  # before the slow import: a wrong path fails at once
     import tensorflow as tf
 
-    version_dir = resolve_version_dir(model_dir)
     requests = read_warmup_requests(version_dir)
     assert requests, f"{version_dir}: no warmup requests in assets.extra/"
     replayed: dict[tuple[str, int], dict] = {}
