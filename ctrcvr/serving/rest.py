@@ -97,7 +97,8 @@ async def _errors_as_json(request, handler):
     except web.HTTPException as err:
         if err.status < 400:
             raise
-        return _json({"error": err.reason}, status=err.status)
+        detail = err.text if err.text and not err.text.startswith(f"{err.status}:") else err.reason
+        return _json({"error": detail}, status=err.status)  # e.g. 413 names the size limit
     except Exception as err:  # never die on a request
         log.exception("internal error on %s", request.path)
         return _json({"error": f"internal error: {type(err).__name__}: {err}"}, status=500)
