@@ -13,19 +13,34 @@ Examples:
     ctrcvr compare --config configs/c_ips.yaml --output-dir runs/c_ips    # ratings: MF / IPS / C-IPS variants
 
 Any config key can be overridden: --set train.batch_size=2048 --set model.name=esmm
+
+A fault the user can fix (a bad config, file, path or value) is printed as one line,
+``ctrcvr <command>: error: ...``, with exit code 2; --debug (or --log-level DEBUG) adds its traceback.
+Any other exception is a bug and keeps its traceback (exit 1).
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import sys
+import traceback
+
+import yaml
 
 import ctrcvr  # noqa: F401  (selects Keras 2 before anything imports TensorFlow)
 from ctrcvr import workflow
 from ctrcvr.config import ConfigError, load_config
+from transforms.errors import UserError
 
 DEFAULT_CONFIG = "default"
+
+# Faults of the user's input or environment, printed as one line (exit 2), besides UserError.
+_USER_OS_ERRORS = (FileExistsError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
+# Until every stage raises UserError, a ValueError / KeyError is still most often a bad value or name;
+# they are printed as one line too, with a pointer to --debug (they may be bugs).
+_LEGACY_USER_ERRORS = (ValueError, KeyError)
 
 
 def main(argv=None) -> int:
@@ -34,10 +49,34 @@ def main(argv=None) -> int:
     try:
         config = load_config(args.config, args.set) if args.needs_config else None
         return args.handler(args, config) or 0
-    except (ConfigError, FileExistsError, FileNotFoundError, KeyError, ValueError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"ctrcvr {args.command}: error: {message}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"ctrcvr {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 (re-raised unless the user can fix it)
+        if not _is_user_error(err):
+            raise
+        if args.debug or args.log_level == "DEBUG":
+            traceback.print_exc()
+        hint = "" if isinstance(err, (UserError, OSError, yaml.YAMLError)) or args.debug else " (--debug shows where)"
+        print(f"ctrcvr {args.command}: error: {_one_line(err)}{hint}", file=sys.stderr)
         return 2
+
+
+def _is_user_error(err: Exception) -> bool:
+    return (isinstance(err, (UserError, yaml.YAMLError, *_USER_OS_ERRORS, *_LEGACY_USER_ERRORS))
+            or (isinstance(err, OSError) and err.errno == errno.EADDRINUSE))
+
+
+def _one_line(err: Exception) -> str:
+    """An error's message on one line: ``path: reason`` for an OSError that names its file."""
+    if isinstance(err, OSError) and err.strerror:  # not "[Errno 2] ..."
+        target = f" -> {err.filename2}" if err.filename2 is not None else ""
+        text = f"{err.filename}{target}: {err.strerror}" if err.filename is not None else err.strerror
+    elif isinstance(err, KeyError) and err.args:
+        text = str(err.args[0])
+    else:
+        text = str(err) or type(err).__name__
+    return " ".join(text.split())
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -69,7 +108,7 @@ def _parser() -> argparse.ArgumentParser:
                               f"default: {DEFAULT_CONFIG})")
         cmd.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                          help="override a config key, e.g. --set train.epochs=5 (repeatable)")
-        cmd.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+        _add_common_options(cmd)
         for add in extras:
             add(cmd)
         cmd.set_defaults(handler=handler, needs_config=True)
@@ -78,8 +117,14 @@ def _parser() -> argparse.ArgumentParser:
                              description="Lists the configs shipped with the package; --config NAME uses one "
                                          "from any folder, --config PATH any file.")
     configs.set_defaults(handler=_configs, needs_config=False)
-    configs.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    _add_common_options(configs, log_level="WARNING")
     return parser
+
+
+def _add_common_options(cmd, log_level: str = "INFO") -> None:
+    cmd.add_argument("--log-level", default=log_level, choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    cmd.add_argument("--debug", action="store_true",
+                     help="on an error, show its traceback too (also with --log-level DEBUG)")
 
 
 def _configs(_args, _config):
@@ -119,10 +164,16 @@ def _add_serving_commands(sub):
     serve.add_argument("--model-dir", action="append", required=True,
                        help="model base directory <root>/<name> (repeatable); its name is the URL name")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8501)
+    serve.add_argument("--port", type=_port, default=8501)
     for cmd, handler in ((check, _serve_check), (serve, _serve)):
-        cmd.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+        _add_common_options(cmd)
         cmd.set_defaults(handler=handler, needs_config=False)
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a TCP port number 0-65535, got {text!r}")
+    return int(text)
 
 
 def _serve_check(args, _config):

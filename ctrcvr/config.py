@@ -5,8 +5,10 @@ module only composes them and keeps the rules that span two stages.
 
 A config file may name a parent with ``extends: other.yaml`` (deep-merged, lists
 replaced); command-line overrides ``--set train.batch_size=2048`` are applied last.
-Unknown keys and wrong types raise :class:`ConfigError` naming the key, the file
-and, for typos, the closest valid key.
+Every fault raises :class:`ConfigError` (a ``transforms.errors.UserError``) naming the file that
+holds the bad key (the parent for a key a parent sets; the ``--set`` item for an override), the key,
+the line when YAML knows it, and for typos the closest valid key. Duplicate keys in a mapping are
+errors, not last-wins; ``true`` is not a number.
 """
 from __future__ import annotations
 
@@ -17,13 +19,16 @@ from typing import Any, Literal, Optional, Union
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_serializer, field_validator, model_validator
 
+from ctrcvr.yaml_files import parse_yaml, read_text
 from pipeline.config import DataConfig, PreprocessConfig, SimulateConfig, SimulateRatingsConfig
 from trainer.config import EvalConfig, ExportConfig, ModelConfig, TrainConfig
+from transforms.errors import UserError
 from transforms.schema import FeatureConfig, LabelsConfig, Section
 
 
-class ConfigError(ValueError):
-    """A config file or override is invalid; the message names key and source."""
+class ConfigError(UserError):
+    """A config file or override is invalid: ``file`` is the file that holds the bad key (a parent
+    config for a key it sets), ``key`` the dotted key, ``line`` the YAML line when known."""
 
 
 class CompareVariant(Section):
@@ -146,6 +151,8 @@ def resolve_config_path(name_or_path: Union[str, Path]) -> Path:
     path = Path(name_or_path)
     if path.is_file():
         return path
+    if path.is_dir():
+        raise ConfigError("is a directory: give a config file (or the name of a shipped config)", file=path)
     shipped = packaged_configs()
     stem = path.name.removesuffix(".yaml") if path.parent == Path(".") else None
     if stem in shipped:
@@ -160,10 +167,10 @@ def load_config(path: Union[str, Path], overrides: tuple[str, ...] | list[str] =
     """Reads a YAML config (a path, or a shipped config's name; following ``extends``), applies
     ``key=value`` overrides, validates."""
     path = resolve_config_path(path)
-    raw = _read_with_parents(path, seen=())
+    raw, origins = _read_with_parents(path, seen=())
     for item in overrides:
-        _apply_override(raw, item, path)
-    return _validate(raw, source=str(path))
+        _apply_override(raw, item, path, origins)
+    return _validate(raw, source=str(path), origins=origins)
 
 
 def config_from_dict(raw: dict, source: str = "<dict>") -> Config:
@@ -179,22 +186,51 @@ def dump_config(config: Config, path: Union[str, Path]) -> Path:
     return path
 
 
-def _read_with_parents(path: Path, seen: tuple[Path, ...]) -> dict:
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    if path.resolve() in seen:
-        raise ConfigError(f"{path}: 'extends' forms a cycle")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+# Where each key of a raw config came from: key path (strings) -> (the file that set it, its line), or the
+# --set item that set it.
+_Origins = dict[tuple[str, ...], Union[tuple[Path, Optional[int]], str]]
+
+
+def _read_with_parents(path: Path, seen: tuple[Path, ...]) -> tuple[dict, _Origins]:
+    """The merged raw config of ``path`` and its ``extends`` chain, and where each key came from."""
+    raw, lines = parse_yaml(read_text(path, ConfigError), file=path, error=ConfigError)
+    if raw is None:
+        raw = {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of keys")
+        raise ConfigError(f"the top level must be a mapping of keys (key: value), not a {type(raw).__name__}",
+                          file=path)
     parent = raw.pop("extends", None)
-    if parent is None:
-        return raw
-    base = _read_with_parents(path.parent / parent, seen + (path.resolve(),))
-    return _deep_merge(base, raw)
+    origins: _Origins = {}
+    if parent is not None:
+        where = {"file": path, "line": lines.get(("extends",)), "key": "extends"}
+        if not isinstance(parent, str) or not parent.strip():
+            raise ConfigError(f"expected the file name of one parent config (extends: default.yaml), "
+                              f"got {parent!r}", **where)
+        parent_path = path.parent / parent
+        if not parent_path.is_file():
+            raise ConfigError(f"parent config not found: {parent_path}", **where)
+        if parent_path.resolve() in (*seen, path.resolve()):
+            raise ConfigError(f"{parent} is already in the extends chain (a cycle)", **where)
+        base, origins = _read_with_parents(parent_path, seen + (path.resolve(),))
+    for leaf in _leaf_paths(raw):
+        _record(origins, leaf, (path, lines.get(leaf)))
+    return (_deep_merge(base, raw) if parent is not None else raw), origins
+
+
+def _leaf_paths(raw, prefix: tuple[str, ...] = ()):
+    """Key paths of the values a raw config sets; lists are leaves (a child's list replaces the parent's)."""
+    if isinstance(raw, dict) and (raw or not prefix):
+        for key, value in raw.items():
+            yield from _leaf_paths(value, (*prefix, str(key)))
+    else:
+        yield prefix
+
+
+def _record(origins: _Origins, path: tuple[str, ...], source) -> None:
+    """``path`` now comes from ``source``: what its ancestors or descendants were recorded as is stale."""
+    for known in [k for k in origins if k[:len(path)] == path or path[:len(k)] == k]:
+        del origins[known]
+    origins[path] = source
 
 
 def _deep_merge(base: dict, top: dict) -> dict:
@@ -207,11 +243,19 @@ def _deep_merge(base: dict, top: dict) -> dict:
     return merged
 
 
-def _apply_override(raw: dict, item: str, path: Path) -> None:
+def _apply_override(raw: dict, item: str, path: Path, origins: Optional[_Origins] = None) -> None:
     if "=" not in item:
-        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. train.batch_size=2048")
-    dotted, text = item.split("=", 1)
-    set_dotted(raw, dotted.strip(), yaml.safe_load(text) if text else "", source=f"--set {dotted} (file {path})")
+        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. train.batch_size=2048", file=path)
+    dotted, text = (part.strip() for part in item.split("=", 1))
+    if not dotted:
+        raise ConfigError(f"--set {item!r}: no key before '=' (expected KEY=VALUE, e.g. train.epochs=5)", file=path)
+    value = parse_yaml(text, file=path, override=item, key=dotted, error=ConfigError)[0] if text else ""
+    try:
+        set_dotted(raw, dotted, value, source=f"--set {item!r}")
+    except ConfigError as err:
+        raise ConfigError(err.message, file=path, key=dotted) from None
+    if origins is not None:
+        _record(origins, tuple(dotted.split(".")), f"--set {item}")
 
 
 def set_dotted(raw: dict, dotted: str, value, source: str) -> None:
@@ -224,6 +268,9 @@ def set_dotted(raw: dict, dotted: str, value, source: str) -> None:
             if not part.isdigit() or int(part) >= len(node):
                 raise ConfigError(f"{source}: {'.'.join(parts[:i])} has no item {part!r}")
             part = int(part)
+        elif not isinstance(node, dict):
+            raise ConfigError(f"{source}: {'.'.join(parts[:i])} is a {type(node).__name__}, it has no key "
+                              f"{part!r}")
         if i == len(parts) - 1:
             node[part] = value
         else:
@@ -232,23 +279,56 @@ def set_dotted(raw: dict, dotted: str, value, source: str) -> None:
             node = node[part]
 
 
-def _validate(raw: dict, source: str) -> Config:
+def _validate(raw: dict, source: str, origins: Optional[_Origins] = None) -> Config:
     try:
         return Config.model_validate(raw)
     except ValidationError as err:
-        lines = [_describe(e) for e in err.errors()]
-        raise ConfigError(f"{source}: invalid config\n  " + "\n  ".join(lines)) from None
+        problems = list(dict.fromkeys(_describe(e) for e in err.errors()))
+    located = [(*_origin(loc, source, origins or {}), key, message) for loc, key, message in problems]
+    if len(located) == 1:
+        file, line, note, key, message = located[0]
+        raise ConfigError(message + note, file=file, line=line, key=key) from None
+    # several problems: still one line, each naming its file or line when known
+    parts = []
+    for file, line, note, key, message in located:
+        where = file if file != source else ""
+        where = f"{where}:{line}" if where and line else where or (f"line {line}" if line else "")
+        parts.append(": ".join(p for p in (where, key, message + note) if p))
+    raise ConfigError(f"{len(parts)} problems: " + "; ".join(parts), file=source) from None
 
 
-def _describe(error: dict) -> str:
+def _origin(loc: tuple, source: str, origins: _Origins) -> tuple[str, Optional[int], str]:
+    """(the file to blame for the key at ``loc``, its line, a note on how the key got there)."""
+    path = tuple(str(p) for p in loc)
+    found = next((origins[path[:i]] for i in range(len(path), 0, -1) if path[:i] in origins), None)
+    if found is None:  # a check over a whole section (or the root): blame its one source if it has one
+        sources = {v if isinstance(v, str) else v[0] for k, v in origins.items() if k[:len(path)] == path}
+        if len(sources) == 1:
+            only = sources.pop()
+            found = only if isinstance(only, str) else (only, None)
+    if found is None:
+        return source, None, ""
+    if isinstance(found, str):  # a --set item
+        return source, None, f" (from {found})"
+    file, line = found
+    return str(file), line, "" if str(file) == source else f" (extended by {source})"
+
+
+def _describe(error: dict) -> tuple[tuple, Optional[str], str]:
+    """(location, dotted key or None, what is wrong) of one pydantic error; the value is shown briefly."""
     loc = tuple(error["loc"])
-    key = ".".join(str(p) for p in loc) or "<top level>"
+    key = ".".join(str(p) for p in loc) or None
     if error["type"] == "extra_forbidden":
         valid = _fields_at(loc[:-1])
         close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else f" (valid keys: {', '.join(valid)})"
-        return f"unknown key {key!r}{hint}"
-    return f"{key}: {error['msg']} (got {error.get('input')!r})"
+        return loc, None, f"unknown key {key!r}{hint}"
+    message = error["msg"].removeprefix("Value error, ")
+    value = error.get("input")
+    if "got " not in message and not isinstance(value, dict):
+        shown = repr(value)
+        message += f" (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
+    return loc, key, message
 
 
 def _fields_at(loc: tuple) -> list[str]:
@@ -265,4 +345,3 @@ def _fields_at(loc: tuple) -> list[str]:
         if model is None:
             return []
     return list(model.model_fields)
-

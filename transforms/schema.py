@@ -9,13 +9,20 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal, Optional, Sequence, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from transforms.errors import reject_bool_as_number
 
 
 class Section(BaseModel):
-    """A config section: unknown keys are errors, assignments are validated."""
+    """A config section: unknown keys are errors, assignments are validated, ``true`` is not a number."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_as_number(cls, value, info):
+        return reject_bool_as_number(cls.model_fields[info.field_name].annotation, value)
 
 
 class FeatureConfig(Section):

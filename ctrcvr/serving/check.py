@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from ctrcvr.serving.warmup import read_warmup_requests
+from transforms.errors import UserError
 
 PROBABILITY_OUTPUTS = ("pctr", "pcvr", "pctcvr", "response_rate")
 
@@ -23,7 +24,8 @@ def resolve_version_dir(path) -> Path:
         return path
     found = versions(path) if path.is_dir() else []
     if not found:
-        raise FileNotFoundError(f"{path}: neither a SavedModel nor a directory of integer versions")
+        what = "no such directory" if not path.exists() else "neither a SavedModel version directory nor a model base"
+        raise UserError(f"{what} (expected <model base>/<integer version>/saved_model.pb)", file=path)
     return path / str(found[-1])
 
 
@@ -33,11 +35,12 @@ def serve_check(model_dir, signature: str = "serving_default") -> dict:
     outputs; requests of different signatures on the same rows (``serving_default`` on tf.Examples,
     ``predict_raw`` on raw tensors) must agree. ``signature`` must be among the replayed ones.
 
-    Returns a summary; raises ``AssertionError`` describing the first failed check.
+    Returns a summary; raises ``AssertionError`` describing the first failed check, ``UserError`` when
+    ``model_dir`` holds no SavedModel.
     """
+    version_dir = resolve_version_dir(model_dir)  # before the slow import: a wrong path fails at once
     import tensorflow as tf
 
-    version_dir = resolve_version_dir(model_dir)
     requests = read_warmup_requests(version_dir)
     assert requests, f"{version_dir}: no warmup requests in assets.extra/"
     replayed: dict[tuple[str, int], dict] = {}

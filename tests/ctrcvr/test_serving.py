@@ -18,14 +18,9 @@ from ctrcvr import workflow
 from ctrcvr.serving.check import serve_check
 from ctrcvr.serving.client import to_raw_examples
 from ctrcvr.serving.warmup import read_warmup_requests
-from tests.rest_client import ENV, dev_server, post
+from tests.ctrcvr.conftest import version_dir as _version_dir
+from tests.rest_client import ENV, post
 from transforms.schema import Schema
-
-
-
-def _version_dir(run):
-    base = run["dir"] / "serving" / "esmm"
-    return base, max((p for p in base.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
 
 
 def _raw_rows(run, n=5):
@@ -36,13 +31,6 @@ def _raw_rows(run, n=5):
 def _in_process(version, examples):
     fn = tf.saved_model.load(str(version)).signatures["serving_default"]
     return {k: v.numpy() for k, v in fn(examples=tf.constant(examples)).items()}
-
-
-@pytest.fixture(scope="module")
-def server(tiny_run):
-    base, _ = _version_dir(tiny_run)
-    with dev_server(base, "esmm") as url:
-        yield url
 
 
 def test_rest_row_and_columnar_b64_round_trip_matches_the_signature(server, tiny_run):
@@ -80,7 +68,8 @@ def test_status_metadata_and_empty_batch(server):
         sigs = json.loads(r.read())["metadata"]["signature_def"]["signature_def"]
     assert {"serving_default", "predict_raw", "transform_features"} <= set(sigs)
     assert set(sigs["serving_default"]["outputs"]) == {"pctr", "pcvr", "pctcvr"}
-    assert post(server + "/v1/models/esmm:predict", {"instances": []}) == (200, {"predictions": []})
+    status, body = post(server + "/v1/models/esmm:predict", {"instances": []})  # TF Serving refuses it too
+    assert status == 400 and "'instances' is empty" in body["error"]
 
 
 @pytest.mark.parametrize("path, body, code", [
