@@ -219,9 +219,25 @@ def _export(args, config):
 
 
 def _print_metrics(results):
-    from trainer.evaluate import format_table
     print()
-    print(format_table(results))
+    print(_format_table(results))
+
+
+def _format_table(results: dict[str, dict[str, float]]) -> str:
+    """A Markdown table: one column per model, one row per metric."""
+    names = list(results)
+    keys = [k for k in next(iter(results.values()))]
+    lines = ["| metric | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for k in keys:
+        cells = [_cell(results[n].get(k)) for n in names]
+        lines.append(f"| {k} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _cell(v) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.4f}" if isinstance(v, float) else str(v)
 
 
 def _setup_logging(level: str) -> None:

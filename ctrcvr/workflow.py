@@ -48,18 +48,28 @@ def preprocess(config: Config, out_dir, raw_dir=None, overwrite: bool = False) -
     return report
 
 
+def trainer_spec(config: Config):
+    """The sections the trainer stage reads (:class:`trainer.config.TrainerSpec`), from the root config."""
+    from trainer.config import TrainerSpec
+    pair = tuple(config.data.ratings.columns[:2]) if config.labels.task == "ratings" else None
+    return TrainerSpec(features=tuple(config.features), labels=config.labels, model=config.model,
+                       train=config.train, eval=config.eval, export=config.export, seed=config.seed,
+                       pair_features=pair)
+
+
 def train(config: Config, data_dir, model_dir, overwrite: bool = False):
     from trainer.train import train as fit
     prepare_output_dir(model_dir, overwrite)
     dump_config(config, Path(model_dir) / RESOLVED_CONFIG)
-    return fit(config, data_dir, model_dir)
+    return fit(trainer_spec(config), data_dir, model_dir)
 
 
 def evaluate(config: Config, data_dir, model_dir, model=None, out_dir=None) -> dict:
-    from trainer.evaluate import evaluate as run_eval
+    from trainer.evaluation import evaluate as run_eval
     from trainer.train import load_trained_model
-    model = model or load_trained_model(config, data_dir, model_dir)
-    return run_eval(model, config, data_dir, out_dir or model_dir)
+    spec = trainer_spec(config)
+    model = model or load_trained_model(spec, data_dir, model_dir)
+    return run_eval(model, spec, data_dir, out_dir or model_dir)
 
 
 def export(config: Config, data_dir, model_dir, export_root, model=None, raw_dir=None) -> Path:
@@ -70,7 +80,7 @@ def export(config: Config, data_dir, model_dir, export_root, model=None, raw_dir
     from trainer.export import export_serving_model
     from trainer.train import load_trained_model
     from transforms.schema import Schema
-    model = model or load_trained_model(config, data_dir, model_dir)
+    model = model or load_trained_model(trainer_spec(config), data_dir, model_dir)
     schema = Schema.from_config(config)
     path = export_serving_model(model, tft.TFTransformOutput(str(data_dir)), schema, export_root, config.model.name)
     rows = sample_raw_rows(config, raw_dir, config.export.warmup_examples)
@@ -136,7 +146,7 @@ def train_side_by_side(config: Config, data_dir, models_dir) -> dict:
     ``models_dir/<name>``; estimators that need ground truth are skipped (with a warning) on data without it."""
     import tensorflow_transform as tft
     from trainer.estimators import get_estimator
-    from trainer.estimators.base import POTENTIAL_OUTCOME
+    from trainer.estimators.interface import POTENTIAL_OUTCOME
     names = [n for n in dict.fromkeys(config.run_models) if n != config.model.name]
     spec = tft.TFTransformOutput(str(data_dir)).transformed_feature_spec()
     results = {}
@@ -144,7 +154,7 @@ def train_side_by_side(config: Config, data_dir, models_dir) -> dict:
         if get_estimator(name).needs_potential_outcome and POTENTIAL_OUTCOME not in spec:
             log.warning("run_models: skipping %s, the data has no %s", name, POTENTIAL_OUTCOME)
             continue
-        variant = config.model_copy(update={"model": config.model.model_copy(update={"name": name})})
+        variant = config.model_copy(update={"model": config.model.switch_to(name)})
         log.info("[4/5] side by side (%d/%d): training and evaluating %s", i, len(names), name)
         model_dir = Path(models_dir) / name
         results[name] = evaluate(variant, data_dir, model_dir, model=train(variant, data_dir, model_dir))

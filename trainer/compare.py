@@ -31,10 +31,6 @@ import pandas as pd
 from ctrcvr.config import Config, ConfigError, config_from_dict, set_dotted
 
 log = logging.getLogger(__name__)
-SWEEPS = {  # sweep name -> (estimator, axis label)
-    "tau_percent": ("multi_ipw", "τ% (IPW bound, Multi-IPW)"),
-    "undersample": ("multi_dr", "λ (negative sampling rate, Multi-DR)"),
-}
 VARIANT_SECTIONS = ("model.", "train.", "eval.")  # what a variant may set: the data are shared
 
 
@@ -66,7 +62,7 @@ def compare(config: Config, out_dir, data_dir=None) -> dict:
 
 def plan_runs(config: Config) -> list[Run]:
     """Every (model or variant, seed) of ``compare.models``, then the sweep points; all validated."""
-    from trainer.estimators import get_estimator
+    from trainer.estimators import find_sweep, get_estimator
     c = config.compare
     runs = []
     for i, entry in enumerate(c.models):
@@ -77,14 +73,11 @@ def plan_runs(config: Config) -> list[Run]:
             raise ConfigError(f"{source}: {err.args[0]}") from None
         runs += [Run(entry.name, _variant(config, k, entry.model, entry.set, source), k) for k in range(c.seeds)]
     sweep_seeds = c.sweep_seeds or c.seeds
-    for value in c.tau_percent_sweep:
-        runs += [Run(f"multi_ipw τ%={value:g}", _variant(
-            config, k, "multi_ipw", {"model.ipw.tau": None, "model.ipw.tau_percent": value}, "compare.tau_percent_sweep"),
-            k, "tau_percent", value) for k in range(sweep_seeds)]
-    for value in c.undersample_sweep:
-        runs += [Run(f"multi_dr λ={value:g}", _variant(
-            config, k, "multi_dr", {"model.undersample_rate": value}, "compare.undersample_sweep"),
-            k, "undersample", value) for k in range(sweep_seeds)]
+    for knob, values in _sweeps(config).items():
+        spec, sweep = find_sweep(knob)
+        source = f"compare.{knob}_sweep"
+        runs += [Run(f"{spec.name} {sweep.symbol}={value:g}", _variant(config, k, spec.name, sweep.overrides(value), source),
+                     k, knob, value) for value in values for k in range(sweep_seeds)]
     return runs
 
 
@@ -93,7 +86,7 @@ def _variant(config: Config, seed_index: int, name: str, overrides: dict, source
     ``VARIANT_SECTIONS``), revalidated so that an unknown key or a bad value fails before any training."""
     raw = config.model_dump(mode="json")
     raw["seed"] = config.seed + seed_index
-    raw["model"]["name"] = name
+    raw["model"] = config.model.switch_to(name).model_dump(mode="json")  # the keys ``name`` reads
     for dotted, value in overrides.items():
         if not dotted.startswith(VARIANT_SECTIONS) or dotted == "model.name":
             raise ConfigError(f"{source}: cannot set {dotted!r}: a variant sets keys under "
@@ -102,17 +95,24 @@ def _variant(config: Config, seed_index: int, name: str, overrides: dict, source
     return config_from_dict(raw, source=source)
 
 
+def _sweeps(config: Config) -> dict[str, list[float]]:
+    """Sweepable knob -> its values (the knob's estimator is the registry's to say)."""
+    return {"tau_percent": config.compare.tau_percent_sweep, "undersample": config.compare.undersample_sweep}
+
+
 def train_runs(runs: list[Run], data_dir, out: Path) -> list[dict]:
     """Trains and evaluates each run in turn; appends its metrics to ``runs.csv`` as soon as it is done."""
-    from trainer.evaluate import evaluate
+    from ctrcvr.workflow import trainer_spec
+    from trainer.evaluation import evaluate
     from trainer.train import train
     rows: list[dict] = []
     for i, run in enumerate(runs, 1):
         model_dir = out / "models" / _slug(run.label) / f"seed{run.seed_index}"
         log.info("[%d/%d] %s, seed %d", i, len(runs), run.label, run.config.seed)
         started = time.time()
-        model = train(run.config, data_dir, model_dir)
-        metrics = evaluate(model, run.config, data_dir, model_dir)
+        spec = trainer_spec(run.config)
+        model = train(spec, data_dir, model_dir)
+        metrics = evaluate(model, spec, data_dir, model_dir)
         rows.append({"run": run.label, "model": run.config.model.name, "seed": run.config.seed,
                      "sweep": run.sweep, "value": run.value, "train_seconds": round(time.time() - started, 1),
                      **metrics})
@@ -153,7 +153,10 @@ def write_outputs(runs: pd.DataFrame, config: Config, out: Path) -> dict:
     if shown:
         files["plot"] = plot_summary(summary, shown, out / "compare.png")
     sweep_tables = []
-    for sweep, (_, axis) in SWEEPS.items():
+    from trainer.estimators import find_sweep
+    for sweep in _sweeps(config):
+        spec, knob = find_sweep(sweep)
+        axis = f"{knob.axis}, {spec.name}"
         points = runs[runs["sweep"] == sweep] if "sweep" in runs else runs.iloc[:0]
         if len(points):
             files[f"sweep_{sweep}"] = plot_sweep(points, shown, axis, out / f"sweep_{sweep}.png")

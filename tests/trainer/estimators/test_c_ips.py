@@ -7,10 +7,10 @@ import pytest
 import tensorflow as tf
 
 from pipeline.config import SimulateRatingsConfig
-from ctrcvr.config import Config
+from trainer.config import ModelConfig
 from pipeline.simulate_ratings import simulate_ratings
 from trainer.estimators.c_ips import RatingsData, fit_c_ips, score
-from trainer.stratification import cluster_propensities, clustering_loss, soft_assignment, target_distribution
+from trainer.estimators.c_ips.stratification import cluster_propensities, clustering_loss, soft_assignment, target_distribution
 
 # Observed pairs with repeats (implicit logs): user 0 saw item 0 twice and item 1 once, ...
 USERS = np.array([0, 0, 0, 1, 1, 2])
@@ -66,8 +66,8 @@ def _tiny_data():
 
 
 def _config(**c_ips):
-    return Config.model_validate({"model": {"embedding_dim": 4, "c_ips": {
-        "rounds": 1, "cluster_epochs": 1, "rec_epochs": 1, "hidden_units": [8], **c_ips}}})
+    return ModelConfig(name="c_ips", embedding_dim=4, c_ips={
+        "rounds": 1, "cluster_epochs": 1, "rec_epochs": 1, "hidden_units": [8], **c_ips})
 
 
 def test_fit_with_one_cluster_weights_by_item_popularity():
