@@ -51,10 +51,9 @@ def preprocess(config: Config, out_dir, raw_dir=None, overwrite: bool = False) -
 def trainer_spec(config: Config):
     """The sections the trainer stage reads (:class:`trainer.config.TrainerSpec`), from the root config."""
     from trainer.config import TrainerSpec
-    pair = tuple(config.data.ratings.columns[:2]) if config.labels.task == "ratings" else None
     return TrainerSpec(features=tuple(config.features), labels=config.labels, model=config.model,
                        train=config.train, eval=config.eval, export=config.export, seed=config.seed,
-                       pair_features=pair)
+                       pair_features=tuple(config.data.ratings.columns[:2]))
 
 
 def train(config: Config, data_dir, model_dir, overwrite: bool = False):

@@ -11,11 +11,12 @@ from pydantic import Field, ValidationInfo, field_validator
 from trainer.estimators.params import (BmseConfig, CIps, CIpsConfig, Counterfactual, HeuristicImputation,  # noqa: F401
                                        Imputation, ImputationWeight, IpwConfig, Oversampling, Survey,
                                        SurveyConfig, TowerConfig, Towers, Undersampling, Weighting, Balancing)
+from trainer.estimators.registry import DEFAULT_ESTIMATOR
 from transforms.schema import FeatureConfig, LabelsConfig, Section
 
 
 class _Estimator(Section):
-    name: str = "esmm"
+    name: str = DEFAULT_ESTIMATOR
     embedding_dim: int = Field(8, gt=0)
 
 
@@ -25,8 +26,8 @@ class ModelConfig(CIps, Survey, Balancing, Counterfactual, Oversampling, Heurist
     :mod:`trainer.estimators.params` (flat YAML keys, as users write them).
 
     A key of a group the estimator does not read (its ``EstimatorSpec.params``) must keep its default:
-    ``{name: esmm, oversample_k: 3}`` fails with ``model.oversample_k: ... read by oversampling, not by
-    'esmm'``. Defaults pass, so a resolved config (every key spelled out) loads back.
+    e.g. ``oversample_k: 3`` for an estimator other than oversampling fails with ``model.oversample_k:
+    read by oversampling, not by '<name>'``. Defaults pass, so a resolved config (every key spelled out) loads back.
     """
 
     @field_validator("name")
@@ -113,8 +114,8 @@ class ExportConfig(Section):
 @dataclasses.dataclass(frozen=True)
 class TrainerSpec:
     """What the trainer stage reads, and nothing else: the feature and label declarations, its own
-    sections and the seed. ``pair_features`` names the user and item features of (user, item) data
-    (the ratings task; ``None`` elsewhere)."""
+    sections and the seed. ``pair_features`` names the user and item features of (user, item) data,
+    read only by the estimators and evaluations that work on pairs (the ratings task)."""
 
     features: tuple[FeatureConfig, ...]
     labels: LabelsConfig

@@ -5,7 +5,7 @@ Within an epoch (or any unit a loop calls an epoch: a DEC epoch, a recommender e
 terms as TensorBoard scalars under ``<model_dir>/tensorboard/{train,validation}`` (``epoch_<term>``,
 the names Keras' TensorBoard callback uses)::
 
-    progress = Progress("c_ips", model_dir, total_epochs=n)
+    progress = Progress("my_estimator", model_dir, total_epochs=n)
     progress.start_epoch("round 1/3 DEC", steps=30)
     progress.step(batch_size, {"clustering": loss})      # per step
     progress.end_epoch({"clustering": mean_loss})

@@ -21,6 +21,7 @@ from trainer.estimators.params import (Balancing, CIps, Counterfactual, Heuristi
 CTCVR_LOGLOSS = "ctcvr_logloss"
 CVR_SNIPS_LOGLOSS = "cvr_snips_logloss"
 CVR_VALIDATION = (CTCVR_LOGLOSS, CVR_SNIPS_LOGLOSS)
+DEFAULT_ESTIMATOR = "esmm"  # model.name when a config names none
 
 
 @dataclasses.dataclass(frozen=True)
