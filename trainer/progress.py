@@ -84,6 +84,7 @@ class ProgressCallback(tf_keras.callbacks.Callback):
 
     def __init__(self, progress: Progress, batch_size: int):
         super().__init__()
+        self._supports_tf_logs = True  # logs stay tensors: converted only when a line is printed
         self._progress, self._batch_size, self._steps = progress, batch_size, None
 
     def on_epoch_begin(self, epoch, logs=None):

@@ -16,8 +16,10 @@ def predict_split(model, spec: TrainerSpec, data_dir, split: str = "eval", extra
     labels = spec.labels
     ds = TrainingData(spec, data_dir).dataset(split, spec.eval.batch_size)
     keep = [labels.selection, labels.outcome, *labels.ground_truth, *labels.keys, *extra]
-    # one trace for every batch: the signature leaves the batch dimension open (the last batch is smaller)
-    predict = tf.function(model.predict_named, input_signature=[ds.element_spec])
+    # traced once, explicitly, for the dataset's spec (batch dimension open: the last batch is smaller); a
+    # tf.function called per batch would retrace on that last batch, and TensorFlow counts the traces of
+    # every model's predict_named together, so a process that evaluates several models warns of retracing
+    predict = tf.function(model.predict_named).get_concrete_function(ds.element_spec)
     columns: dict[str, list[np.ndarray]] = {}
     for batch in ds:
         outputs = {k: v.numpy() for k, v in predict(batch).items()}

@@ -26,9 +26,17 @@ def keras_fit(model, data: TrainingData, model_dir: Path) -> None:
     train_ds = data.dataset("train", cfg.batch_size, shuffle=True, repeat=cfg.steps_per_epoch is not None)
     eval_ds = data.dataset("eval", data.spec.eval.batch_size)
     model.compile(optimizer=tf_keras.optimizers.legacy.Adam(cfg.learning_rate))
+    _trace_test_function(model, eval_ds)
     log.info("training %s: %d epoch(s), batch %d, lr %g", model.name, cfg.epochs, cfg.batch_size, cfg.learning_rate)
     model.fit(train_ds, validation_data=eval_ds, epochs=cfg.epochs, steps_per_epoch=cfg.steps_per_epoch,
               callbacks=_callbacks(model.name, cfg, Path(model_dir)), verbose=0)
+
+
+def _trace_test_function(model, eval_ds) -> None:
+    """Traces Keras' validation step once, explicitly, for the eval iterator's spec. Called lazily it is
+    traced on each model's first validation batch, and TensorFlow counts those traces of every model
+    together: a process that fits several models (run's side-by-side models, compare) warned of retracing."""
+    model.make_test_function().get_concrete_function(iter(eval_ds))
 
 
 def check_monitor(model, cfg: TrainConfig) -> None:
@@ -54,6 +62,10 @@ def _callbacks(name: str, cfg: TrainConfig, model_dir: Path) -> list[tf_keras.ca
 
 class StopOnNonFiniteLoss(tf_keras.callbacks.Callback):
     """Stops training with a clear error the moment the loss is NaN or infinite."""
+
+    def __init__(self):
+        super().__init__()
+        self._supports_tf_logs = True  # reads one scalar, no conversion of every log per batch
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")

@@ -42,6 +42,12 @@ class MultiTaskModel(tf_keras.Model):
         self._trackers = [tf_keras.metrics.Mean(name=t) for t in ("loss", *estimator.terms)]
         self._validation = validation_metrics(estimator.spec.validation_metrics, estimator.params)
 
+    def get_config(self) -> dict:
+        """What the SavedModel's Keras metadata records. The model is rebuilt from the trainer's config and
+        its weights (:func:`trainer.train.load_trained_model`), and served through its signatures, never
+        from this: the constructor's arguments (an embedding factory, the estimator) are not data."""
+        return {"name": self.name, "estimator": self.estimator.name, "towers": list(self.towers)}
+
     def call(self, features, training=False):
         """Transformed features -> {tower name: logits of shape [batch]} (+ ``field/<name>`` vectors)."""
         x = {g: emb(features) for g, emb in self.embeddings.items()}

@@ -92,3 +92,19 @@ def test_plain_mf_and_user_level_ips_propensities():
     assert np.all(fit_c_ips(data, _config(propensity="none"), seed=0).propensity == 1.0)
     p = fit_c_ips(data, _config(propensity="user"), seed=0).propensity
     assert p.shape == data.users.shape and np.all((p > 0) & (p < 1))
+
+
+def test_the_own_loop_reports_progress_per_epoch_with_eta(caplog):
+    import logging
+
+    from trainer.progress import Progress
+    data = _tiny_data()
+    with caplog.at_level(logging.INFO, logger="trainer"):
+        fit_c_ips(data, _config(n_clusters=2, rounds=2), seed=0,
+                  progress=Progress("c_ips", total_epochs=4, every_seconds=0.0))
+    lines = [r.getMessage() for r in caplog.records if r.name == "trainer"]
+    done = [line for line in lines if " done in " in line]
+    assert len(done) == 4 and "round 2/2 recommender epoch 1" in done[-1]
+    assert all("examples/s" in line for line in lines) and "ETA" in done[0]
+    assert any("DEC" in line and "clustering=" in line for line in done)
+    assert any(" step " in line for line in lines), "a line within the epoch, not only at its end"
