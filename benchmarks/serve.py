@@ -95,7 +95,7 @@ def main() -> None:
     examples = {1: to_raw_examples(raw.head(1), schema), 256: to_raw_examples(raw, schema)}
 
     serve = tf.saved_model.load(str(version)).signatures["serving_default"]
-    model = load_trained_model(config, data_dir, work / "model")
+    model = load_trained_model(workflow.trainer_spec(config), data_dir, work / "model")
     tft_output = tft.TFTransformOutput(str(data_dir))
     keras_direct = tf.function(model.predict_named)
     results = []

@@ -29,13 +29,13 @@ from ctrcvr.tables import markdown  # noqa: E402
 from ctrcvr.config import Config, load_config  # noqa: E402
 from pipeline.simulate import simulate  # noqa: E402
 from trainer.estimators import get_estimator  # noqa: E402
-from trainer.layers import FeatureEmbedding  # noqa: E402
-from trainer.model import MultiTaskModel  # noqa: E402
-from trainer.survey_eval import mse_by_decile, plot_mse_by_decile, survey_metrics  # noqa: E402
+from trainer.model.layers import FeatureEmbedding  # noqa: E402
+from trainer.model.multitask import MultiTaskModel  # noqa: E402
+from trainer.evaluation.survey import mse_by_decile, plot_mse_by_decile, survey_metrics  # noqa: E402
 from transforms.schema import transformed_name  # noqa: E402
 
 VARIANTS = {  # label -> config overrides
-    "standalone": ["model.name=survey_standalone"],
+    "standalone": ["model.name=survey_standalone", "model.ipw.clip_percentiles=null"],  # reads no model.ipw
     "ipw (clip p25-p75)": ["model.name=survey_ipw"],
     "ipw (unclipped, tau 0.01)": ["model.name=survey_ipw", "model.ipw.clip_percentiles=null", "model.ipw.tau=0.01"],
 }
@@ -67,9 +67,9 @@ def encode(train: pd.DataFrame, test: pd.DataFrame, config: Config):
 
 def fit_predict(config: Config, sizes, train_x, test_x, seed: int) -> dict[str, np.ndarray]:
     tf_keras.utils.set_random_seed(seed)
-    estimator = get_estimator(config.model.name)(config.model)
+    estimator = get_estimator(config.model.name).create(config.model)
     model = MultiTaskModel(lambda g: FeatureEmbedding(config.features, sizes, config.model.embedding_dim,
-                                                      name=f"embedding_{g}"), estimator, config)
+                                                      name=f"embedding_{g}"), estimator, config.labels)
     cfg = config.train
     ds = (tf.data.Dataset.from_tensor_slices(train_x).shuffle(200_000, seed=seed)
           .batch(cfg.batch_size).prefetch(tf.data.AUTOTUNE))

@@ -8,8 +8,8 @@ towers 512-256-128-32-1; batch 1024; legacy (fused) Adam, lr 2e-4; embedding gra
 (``train.input_threads: 1``: on 2 cores TensorFlow's shared pool competes with the train step).
 Data: ``--rows`` synthetic transformed examples written as gzip TFRecord shards in the layout the
 preprocessing job writes (``<field>_xf`` int64 ids, ``click``, ``conversion``), read back through
-:func:`trainer.input.make_dataset` with the default shuffle buffer and :func:`trainer.train.input_options`,
-as ``trainer.train.train`` reads them. Table sizes are fixed (≈ 181k rows in all); ids are Zipf-like.
+:func:`trainer.data.make_dataset` with the default shuffle buffer and :func:`trainer.data.input_options`,
+as the Keras fit (``trainer.model.keras_fit``) reads them. Table sizes are fixed (≈ 181k rows in all); ids are Zipf-like.
 
 Reported per model: examples/s (median over epochs, after a warm-up epoch that traces and
 fills the shuffle buffer), the dense FLOP rate of the towers (3 × 2 × Σ kernel sizes per
@@ -39,10 +39,9 @@ import tf_keras  # noqa: E402
 
 from ctrcvr.config import config_from_dict  # noqa: E402
 from trainer.estimators import get_estimator  # noqa: E402
-from trainer.input import make_dataset  # noqa: E402
-from trainer.layers import FeatureEmbedding  # noqa: E402
-from trainer.model import MultiTaskModel  # noqa: E402
-from trainer.train import input_options  # noqa: E402
+from trainer.data import input_options, make_dataset  # noqa: E402
+from trainer.model.layers import FeatureEmbedding  # noqa: E402
+from trainer.model.multitask import MultiTaskModel  # noqa: E402
 
 CARDINALITIES = [50_000, 50_000, 30_000, 20_000, 10_000, 8_000, 5_000, 3_000, 2_000, 1_000,
                  500, 300, 200, 100, 100, 50, 30, 24, 10, 5]  # + 1 OOV bucket each
@@ -124,9 +123,9 @@ def benchmark(name: str, files: list[str], rows: int, epochs: int, in_memory: bo
     if in_memory:  # parsed batches cached by the warm-up epoch: the model step alone, for reference
         dataset = dataset.cache()
     sizes = {f: c + 1 for f, c in zip(FIELDS, CARDINALITIES)}
-    estimator = get_estimator(name)(config.model)
+    estimator = get_estimator(name).create(config.model.switch_to(name))
     model = MultiTaskModel(lambda g: FeatureEmbedding(config.features, sizes, 18, name=f"embedding_{g}"),
-                           estimator, config, name=name)
+                           estimator, config.labels, config.train.dense_embedding_gradients, name=name)
     model(next(iter(dataset)))
     model.compile(optimizer=tf_keras.optimizers.legacy.Adam(config.train.learning_rate))
     timer = EpochTimer()

@@ -104,7 +104,7 @@ def _variant(config: Config, seed_index: int, name: str, overrides: dict, source
     ``VARIANT_SECTIONS``), revalidated so that an unknown key or a bad value fails before any training."""
     raw = config.model_dump(mode="json")
     raw["seed"] = config.seed + seed_index
-    raw["model"]["name"] = name
+    raw["model"] = config.model.switch_to(name).model_dump(mode="json")  # the keys ``name`` reads
     for dotted, value in overrides.items():
         if not dotted.startswith(VARIANT_SECTIONS) or dotted == "model.name":
             raise ConfigError(f"{source}: cannot set {dotted!r}: a variant sets keys under "

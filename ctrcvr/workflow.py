@@ -13,7 +13,7 @@ from typing import Callable, Optional
 
 import yaml
 
-from ctrcvr.config import Config, config_from_dict, dump_config
+from ctrcvr.config import Config, dump_config
 from ctrcvr.output_dir import prepare_output_dir
 
 log = logging.getLogger("ctrcvr")
@@ -50,18 +50,27 @@ def preprocess(config: Config, out_dir, raw_dir=None, overwrite: bool = False) -
     return report
 
 
+def trainer_spec(config: Config):
+    """The sections the trainer stage reads (:class:`trainer.config.TrainerSpec`), from the root config."""
+    from trainer.config import TrainerSpec
+    return TrainerSpec(features=tuple(config.features), labels=config.labels, model=config.model,
+                       train=config.train, eval=config.eval, export=config.export, seed=config.seed,
+                       pair_features=tuple(config.data.ratings.columns[:2]))
+
+
 def train(config: Config, data_dir, model_dir, overwrite: bool = False):
     from trainer.train import train as fit
     prepare_output_dir(model_dir, overwrite)
     dump_config(config, Path(model_dir) / RESOLVED_CONFIG)
-    return fit(config, data_dir, model_dir)
+    return fit(trainer_spec(config), data_dir, model_dir)
 
 
 def evaluate(config: Config, data_dir, model_dir, model=None, out_dir=None) -> dict:
-    from trainer.evaluate import evaluate as run_eval
+    from trainer.evaluation import evaluate as run_eval
     from trainer.train import load_trained_model
-    model = model or load_trained_model(config, data_dir, model_dir)
-    return run_eval(model, config, data_dir, out_dir or model_dir)
+    spec = trainer_spec(config)
+    model = model or load_trained_model(spec, data_dir, model_dir)
+    return run_eval(model, spec, data_dir, out_dir or model_dir)
 
 
 def export(config: Config, data_dir, model_dir, export_root, model=None, raw_dir=None) -> Path:
@@ -72,7 +81,7 @@ def export(config: Config, data_dir, model_dir, export_root, model=None, raw_dir
     from trainer.export import export_serving_model
     from trainer.train import load_trained_model
     from transforms.schema import Schema
-    model = model or load_trained_model(config, data_dir, model_dir)
+    model = model or load_trained_model(trainer_spec(config), data_dir, model_dir)
     schema = Schema.from_config(config)
     path = export_serving_model(model, tft.TFTransformOutput(str(data_dir)), schema, export_root, config.model.name)
     rows = sample_raw_rows(config, raw_dir, config.export.warmup_examples)
@@ -156,7 +165,7 @@ def train_many(jobs, data_dir, on_done: Optional[Callable[[int, dict, float], No
     after each job; returns {title: metrics}."""
     import tensorflow_transform as tft
     from trainer.estimators import get_estimator
-    from trainer.estimators.base import POTENTIAL_OUTCOME
+    from trainer.estimators.interface import POTENTIAL_OUTCOME
     columns = tft.TFTransformOutput(str(data_dir)).transformed_feature_spec() if jobs else {}
     results = {}
     for i, (title, config, model_dir) in enumerate(jobs):
@@ -174,10 +183,8 @@ def train_many(jobs, data_dir, on_done: Optional[Callable[[int, dict, float], No
 
 
 def _with_estimator(config: Config, name: str) -> Config:
-    """The same config with another estimator (its parameters revalidated)."""
-    raw = config.model_dump(mode="json")
-    raw["model"]["name"] = name
-    return config_from_dict(raw, source=f"run_models: {name}")
+    """The same config with another estimator: the model keys it reads kept, the others at their defaults."""
+    return config.model_copy(update={"model": config.model.switch_to(name)})
 
 
 def _check_estimators(names) -> None:

@@ -1,131 +1,65 @@
-"""The trainer stage's config sections: the estimator and its model (``model``), training, evaluation
-and export (``train``, ``eval``, ``export``)."""
+"""The trainer stage's config sections: the estimator and its parameters (``model``), training, evaluation
+and export (``train``, ``eval``, ``export``). The estimators' parameter groups are in
+:mod:`trainer.estimators.params`; no TensorFlow is imported to validate any of them."""
 from __future__ import annotations
 
-from typing import Any, Literal, Optional, Union
+import dataclasses
+from typing import Optional
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 
-from transforms.schema import Section
-
-
-class TowerConfig(Section):
-    units: list[int] = [64, 32]
-    activation: str = "relu"
-    dropout: float = Field(0.0, ge=0, lt=1)
-    batch_norm: bool = False
+from trainer.estimators.params import (BmseConfig, CIps, CIpsConfig, Counterfactual, HeuristicImputation,  # noqa: F401
+                                       Imputation, ImputationWeight, IpwConfig, Oversampling, Survey,
+                                       SurveyConfig, TowerConfig, Towers, Undersampling, Weighting, Balancing)
+from trainer.estimators.registry import DEFAULT_ESTIMATOR
+from transforms.schema import FeatureConfig, LabelsConfig, Section
 
 
-class IpwConfig(Section):
-    """How inverse-propensity weights 1/p̂ are formed; shared by every propensity-weighted estimator.
-
-    Applied in this order: detach, floor τ (absolute ``tau`` or relative ``tau_percent``, seed 003
-    §5.3), percentile clipping (seed 000 §4), then the upper bound ``max_weight``.
-    """
-
-    tau: Optional[float] = Field(None, gt=0, lt=1, description="absolute floor on p̂ (weights ≤ 1/tau)")
-    tau_percent: Optional[float] = Field(
-        None, ge=0, le=1, description="floor as a fraction of the batch's propensity range: "
-        "tau = p_min + tau_percent (p_mean - p_min); 0.9 means τ% = 90 %")
-    clip_percentiles: Optional[tuple[float, float]] = Field(
-        None, description="clip weights to [1/p̂_hi, 1/p̂_lo] of the batch's predicted propensities, e.g. [25, 75]")
-    max_weight: Optional[float] = Field(None, ge=1, description="upper bound on any weight")
-    detach_propensity: bool = Field(
-        True, description="stop-gradient on p̂ inside the weighted loss: the CVR loss then never moves the "
-        "CTR tower (it is trained by its own loss only)")
-
-    @model_validator(mode="after")
-    def _check(self):
-        if self.tau is not None and self.tau_percent is not None:
-            raise ValueError("give either tau (absolute floor) or tau_percent (relative floor), not both")
-        if self.clip_percentiles is not None:
-            lo, hi = self.clip_percentiles
-            if not 0 <= lo < hi <= 100:
-                raise ValueError(f"clip_percentiles must be [low, high] with 0 <= low < high <= 100, got {[lo, hi]}")
-        return self
-
-
-class BmseConfig(Section):
-    """Balancing regulariser BMSE(φ, p̂) of IPS-V2 / DR-V2 (seed 002 §3.3, §4).
-
-    φ, read from the shared representation: ``"1"`` the constant 1; ``"K"`` user ⊙ item embedding;
-    ``"2K"`` [user embedding : item embedding]; ``"R"`` the predicted CVR r̂. The user and item
-    embeddings are those of ``user_feature`` / ``item_feature`` in the shared embedding Φ.
-    """
-
-    phi: Literal["1", "K", "2K", "R"] = "1"
-    weight: float = Field(1.0, ge=0, description="λ in L = L_IPS/DR + λ·BMSE")
-    user_feature: str = "user_id"
-    item_feature: str = "item_id"
-
-    @field_validator("phi", mode="before")
-    @classmethod
-    def _phi_as_text(cls, value):
-        return str(value) if isinstance(value, int) else value
-
-
-class SurveyConfig(Section):
-    """survey_ipw / survey_standalone (seed 000 §4): the satisfaction head and the response-rate head.
-
-    The click label column holds ``responded``, the conversion label column the ``rating`` (any value
-    where not responded: it is never read there). Weights 1/p̂ are formed by ``model.ipw``
-    (e.g. ``clip_percentiles: [25, 75]``, the paper's choice).
-    """
-
-    satisfaction_task: Literal["regression", "classification"] = Field(
-        "regression", description="'regression': predict the rating in [rating_min, rating_max]; "
-        "'classification': predict P(rating > satisfied_threshold)")
-    satisfied_threshold: float = Field(3.0, description="classification: satisfied = rating > threshold")
-    rating_range: tuple[float, float] = Field(
-        (1.0, 5.0), description="regression: the range of the predicted rating; keep equal to labels.rating_range")
-    response_negative_keep: Optional[float] = Field(
-        None, gt=0, le=1, description="w: train the response head on every response and this kept fraction of "
-        "non-responses (rho/(1-rho) gives 1:1 at response rate rho), then calibrate p = p_s w / (p_s w + 1 - p_s); "
-        "null trains on every impression")
-
-    @model_validator(mode="after")
-    def _check_range(self):
-        if self.rating_range[1] <= self.rating_range[0]:
-            raise ValueError(f"survey.rating_range {self.rating_range} is empty")
-        return self
-
-
-class CIpsConfig(Section):
-    """c_ips (seed 004, Algorithm 2) and its baselines on (user, item, rating) data; a rating above
-    ``labels.rating_threshold`` is a positive."""
-
-    propensity: Literal["cluster", "user", "none"] = Field(
-        "cluster", description="'cluster': C-IPS eq. 8 on DEC clusters; 'user': user-level IPS (a logistic "
-        "observation model per user-item pair); 'none': plain MF")
-    n_clusters: int = Field(6, ge=1, description="K, the number of user clusters")
-    rounds: int = Field(3, ge=1, description="M, alternating rounds of Algorithm 2")
-    cluster_epochs: int = Field(3, ge=1, description="T, DEC epochs per round (Algorithm 1)")
-    rec_epochs: int = Field(4, ge=1, description="recommender epochs per round (eq. 9)")
-    hidden_units: list[int] = Field([64], description="phi: MLP on the user's 0/1 interaction vector -> h_u")
-    batch_size: int = Field(512, gt=0)
-    learning_rate: float = Field(0.005, gt=0)
-    l2: float = Field(1e-5, ge=0, description="L2 penalty on the item embeddings and phi's kernels")
-
-
-class ModelConfig(Section):
-    name: str = "esmm"
+class _Estimator(Section):
+    name: str = DEFAULT_ESTIMATOR
     embedding_dim: int = Field(8, gt=0)
-    tower: TowerConfig = TowerConfig()
-    ipw: IpwConfig = IpwConfig()
-    undersample_rate: Optional[float] = Field(
-        None, gt=0, description="λ: per batch keep every clicked row and λ·N_clicked unclicked rows in the "
-        "DR loss (seed 003 §5.3); null keeps every row")
-    imputation_weight: float = Field(1.0, ge=0, description="weight of the imputation model's own loss L_e")
-    imputation_target: Literal["label", "error"] = Field(
-        "label", description="'label': the imputation tower predicts the conversion r̃ and ê = e(r̃, r̂); "
-        "'error': it regresses the error directly, ê = softplus(z) (then ê carries no gradient to r̂)")
-    heuristic_eta: float = Field(0.002, gt=0, lt=1, description="heuristic_dr: P(conversion) imputed to every row")
-    oversample_k: int = Field(5, ge=1, description="oversampling: how many times each positive counts")
-    counterfactual_weight: float = Field(
-        1.0, ge=0, description="ESCM2: weight λ_c of the counterfactual IPW / DR CVR regulariser")
-    bmse: BmseConfig = BmseConfig()
-    survey: SurveyConfig = SurveyConfig()
-    c_ips: CIpsConfig = CIpsConfig()
+
+
+class ModelConfig(CIps, Survey, Balancing, Counterfactual, Oversampling, HeuristicImputation, Imputation,
+                  ImputationWeight, Undersampling, Weighting, Towers, _Estimator):
+    """``model:``: the estimator's name, the embedding size, and every parameter group of
+    :mod:`trainer.estimators.params` (flat YAML keys, as users write them).
+
+    A key of a group the estimator does not read (its ``EstimatorSpec.params``) must keep its default:
+    e.g. ``oversample_k: 3`` for an estimator other than oversampling fails with ``model.oversample_k:
+    read by oversampling, not by '<name>'``. Defaults pass, so a resolved config (every key spelled out) loads back.
+    """
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, name):
+        from trainer.estimators.registry import get_estimator
+        try:
+            get_estimator(name)
+        except KeyError as err:
+            raise ValueError(err.args[0]) from None
+        return name
+
+    @field_validator("*")
+    @classmethod
+    def _read_by_the_estimator(cls, value, info: ValidationInfo):
+        from trainer.estimators.registry import ESTIMATORS, readers_of
+        name = info.data.get("name")
+        spec = ESTIMATORS.get(name)
+        if spec is None or spec.reads(info.field_name):
+            return value
+        if value != cls.model_fields[info.field_name].get_default(call_default_factory=True):
+            raise ValueError(f"read by {', '.join(readers_of(info.field_name))}, not by {name!r} (model.name): "
+                             "remove the key or choose an estimator that reads it")
+        return value
+
+    def switch_to(self, name: str) -> "ModelConfig":
+        """This section for estimator ``name``: the keys it reads kept, the others back to their defaults
+        (``compare`` variants and ``run_models`` share one ``model`` section)."""
+        from trainer.estimators.registry import get_estimator
+        spec = get_estimator(name)
+        kept = {k: v for k, v in self.model_dump().items() if k != "name" and spec.reads(k)}
+        return ModelConfig(name=name, **kept)
 
 
 class TrainConfig(Section):
@@ -139,8 +73,9 @@ class TrainConfig(Section):
         None, ge=1, description="stop after this many epochs without improvement of early_stopping_monitor "
         "and restore the best weights; null = off")
     early_stopping_monitor: str = Field(
-        "val_loss", pattern=r"^val_", description="val_loss, val_<term> of the estimator, or (CVR estimators) "
-        "val_ctcvr_logloss: log loss of the served pCTCVR against click·conversion, comparable across estimators")
+        "val_loss", pattern=r"^val_", description="val_loss, val_<term> of the estimator, or val_<metric> of the "
+        "validation metrics it declares (the CVR family: val_ctcvr_logloss, val_cvr_snips_logloss; see "
+        "trainer.model.validation)")
     dense_embedding_gradients: bool = Field(
         True, description="densify embedding-table gradients before the (legacy, fused) Adam update: "
         "faster for tables that fit in memory; turn off for very large tables")
@@ -174,3 +109,22 @@ class EvalConfig(Section):
 
 class ExportConfig(Section):
     warmup_examples: int = Field(8, ge=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainerSpec:
+    """What the trainer stage reads, and nothing else: the feature and label declarations, its own
+    sections and the seed. ``pair_features`` names the user and item features of (user, item) data,
+    read only by the estimators and evaluations that work on pairs (the ratings task)."""
+
+    features: tuple[FeatureConfig, ...]
+    labels: LabelsConfig
+    model: ModelConfig
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
+    export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
+    seed: int = 42
+    pair_features: Optional[tuple[str, str]] = None
+
+    def with_model(self, model: ModelConfig) -> "TrainerSpec":
+        return dataclasses.replace(self, model=model)

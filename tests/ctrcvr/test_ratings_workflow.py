@@ -18,10 +18,11 @@ from ctrcvr.config import load_config
 from ctrcvr.serving.check import serve_check
 from pipeline.simulate_ratings import TRIPLET_FILES
 from tests.conftest import REPO
-from trainer.evaluate import evaluate
+from trainer.evaluation import evaluate
 from ctrcvr.serving.client import to_raw_examples
-from trainer.ranking import ranking_metrics
+from trainer.evaluation.ranking import ranking_metrics
 from trainer.train import load_trained_model
+from ctrcvr.workflow import trainer_spec
 from transforms.schema import Schema
 
 TINY_RATINGS = [
@@ -68,8 +69,8 @@ def test_c_ips_is_evaluated_on_the_mar_split_and_reloads_to_the_same_metrics(rat
             assert 0 <= metrics[f"mar_{name}@{k}"] <= 1 and 0 <= metrics[f"snips_{name}@{k}"] <= 1
     assert metrics["mar_rows"] == 320 and 0 < metrics["mar_auc"] < 1
     assert "bmse_1" not in metrics, "c_ips predicts no observation propensity"
-    reloaded = load_trained_model(ratings_run["config"], ratings_run["data"], ratings_run["dir"] / "model")
-    assert evaluate(reloaded, ratings_run["config"], ratings_run["data"]) == metrics
+    reloaded = load_trained_model(trainer_spec(ratings_run["config"]), ratings_run["data"], ratings_run["dir"] / "model")
+    assert evaluate(reloaded, trainer_spec(ratings_run["config"]), ratings_run["data"]) == metrics
 
 
 GOLDEN = 0.6180339887
@@ -105,11 +106,11 @@ def test_the_evaluation_reads_the_right_splits_and_weights_as_recomputed_from_th
     Rel-MF's propensity counted on the raw train rows; BMSE from the eval split's counts."""
     import pyarrow as pa
     from pipeline.splits import eval_mask
-    from trainer.ranking import popularity_propensity
+    from trainer.evaluation.ranking import popularity_propensity
     config, data, raw = ratings_run["config"], ratings_run["data"], ratings_run["dir"] / "data" / "raw"
     vocabulary = tft.TFTransformOutput(str(data)).vocabulary_by_name("item_id")
     threshold, ks = config.labels.rating_threshold, (1, 3, 5)
-    got = evaluate(_Oracle(propensity=True), config, data)
+    got = evaluate(_Oracle(propensity=True), trainer_spec(config), data)
 
     test = pd.read_csv(raw / TRIPLET_FILES["test"], names=["u", "i", "rating"])
     relevant = (test["rating"] > threshold).to_numpy(np.float32)
@@ -133,7 +134,7 @@ def test_the_evaluation_reads_the_right_splits_and_weights_as_recomputed_from_th
                                [1.0, 0.5 ** 0.5])
     n, n_obs = got["eval_rows"], got["eval_observed"]
     assert got["bmse_1"] == pytest.approx(((n_obs - (n - n_obs)) / (0.95 * n)) ** 2, rel=1e-4)
-    assert evaluate(_Oracle(invert=True), config, data)["mar_auc"] == 0.0
+    assert evaluate(_Oracle(invert=True), trainer_spec(config), data)["mar_auc"] == 0.0
 
 
 def test_the_c_ips_export_serves_raw_examples_like_the_trained_model(ratings_run, tmp_path):
@@ -149,7 +150,7 @@ def test_the_c_ips_export_serves_raw_examples_like_the_trained_model(ratings_run
     features = tft_output.transform_raw_features(tf.io.parse_example(tf.constant(examples),
                                                                      schema.serving_feature_spec()))
     assert int(features["user_id_xf"][-1]) == tft_output.vocabulary_size_by_name("user_id"), "unseen -> OOV"
-    model = load_trained_model(config, data, out / "model")
+    model = load_trained_model(trainer_spec(config), data, out / "model")
     expected = model.predict_named(features)["relevance"].numpy()
     path = tmp_path / "examples.tfrecord"
     with tf.io.TFRecordWriter(str(path)) as writer:

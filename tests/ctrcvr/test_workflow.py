@@ -59,7 +59,7 @@ def test_export_in_fresh_process_matches_training_process_and_handles_unseen_ids
     examples = to_raw_examples(rows, schema)
 
     # In the training process: parse, apply the TFT graph, run the trained model.
-    model = load_trained_model(config, data_dir, out / "model")
+    model = load_trained_model(workflow.trainer_spec(config), data_dir, out / "model")
     tft_output = tft.TFTransformOutput(str(data_dir))
     transformed = tft_output.transform_raw_features(
         tf.io.parse_example(tf.constant(examples), schema.serving_feature_spec()))

@@ -86,7 +86,7 @@ def test_the_model_mean_pools_a_multivalued_feature_read_from_the_tfrecords(raw_
     import tensorflow_transform as tft
 
     from transforms.schema import FeatureConfig
-    from trainer.layers import FeatureEmbedding
+    from trainer.model.layers import FeatureEmbedding
     from transforms.schema import cardinality
 
     out = raw_run["out"]

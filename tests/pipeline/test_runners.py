@@ -49,7 +49,7 @@ def test_setup_py_ships_every_package_the_workers_import():
         with tarfile.open(sdist) as tar:
             names = {Path(*Path(n).parts[1:]).as_posix() for n in tar.getnames()}
     for module in ("ctrcvr/config.py", "pipeline/job.py", "pipeline/sink.py", "pipeline/aliccp.py",
-                   "transforms/schema.py", "transforms/preprocessing.py", "transforms/vocabulary.py", "trainer/layers.py", "setup.py"):
+                   "transforms/schema.py", "transforms/preprocessing.py", "transforms/vocabulary.py", "trainer/model/layers.py", "setup.py"):
         assert module in names, module
     assert not any(n.startswith("tests/") for n in names)
 

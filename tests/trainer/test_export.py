@@ -71,7 +71,7 @@ def exported(tmp_path_factory):
     })
     data, model_dir, root = tmp / "xf", tmp / "model", tmp / "serving"
     run_preprocess(config, resolve_inputs(config.data), data)
-    model = train(config, data, model_dir)
+    model = train(workflow.trainer_spec(config), data, model_dir)
     version = workflow.export(config, data, model_dir, root, model=model)
     rows = sample_rows(config.data, str(eval_csv), 40)   # raw rows as the reader gives them (text cells)
     return {"config": config, "data": data, "version": version, "model": model, "rows": rows,

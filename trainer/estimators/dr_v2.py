@@ -12,5 +12,4 @@ from trainer.estimators.multi_dr import MultiDr
 
 
 class DrV2(BalancingRegularised, MultiDr):
-    name = "dr_v2"
     terms = ("ctr", "cvr", "imputation", "bmse")

@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from trainer.estimators.base import Labels, WeightedEstimator
-from trainer.losses import bce_of_product, mean_bce
+from trainer.estimators.interface import Labels, WeightedEstimator
+from trainer.model.losses import bce_of_product, mean_bce
 
 
 class Escm2Ipw(WeightedEstimator):
-    name = "escm2_ipw"
     terms = ("ctr", "ctcvr", "cvr")
 
     def loss(self, y: Labels, logits):
-        l_ctr = mean_bce(y.click, logits["ctr"])
-        l_ctcvr = tf.reduce_mean(bce_of_product(y.click * y.conversion, logits["ctr"], logits["cvr"]))
+        l_ctr = mean_bce(y.o, logits["ctr"])
+        l_ctcvr = tf.reduce_mean(bce_of_product(y.o * y.r, logits["ctr"], logits["cvr"]))
         l_cvr = self.weighting.ipw_cvr_loss(y, logits)
-        total = l_ctr + l_ctcvr + self.config.counterfactual_weight * l_cvr
+        total = l_ctr + l_ctcvr + self.params.counterfactual_weight * l_cvr
         return {"loss": total, "ctr": l_ctr, "ctcvr": l_ctcvr, "cvr": l_cvr}

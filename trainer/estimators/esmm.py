@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from trainer.estimators.base import Estimator, Labels
-from trainer.losses import bce_of_product, bce_with_logits
+from trainer.estimators.interface import Labels, MultiTaskEstimator
+from trainer.model.losses import bce_of_product, bce_with_logits
 
 
-class Esmm(Estimator):
-    name = "esmm"
+class Esmm(MultiTaskEstimator):
     terms = ("ctr", "ctcvr")
 
     def loss(self, y: Labels, logits):
-        o, r = y.click, y.conversion
+        o, r = y.o, y.r
         l_ctr = tf.reduce_mean(bce_with_logits(o, logits["ctr"]))
         l_ctcvr = tf.reduce_mean(bce_of_product(o * r, logits["ctr"], logits["cvr"]))
         return {"loss": l_ctr + l_ctcvr, "ctr": l_ctr, "ctcvr": l_ctcvr}

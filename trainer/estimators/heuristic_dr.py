@@ -11,19 +11,18 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from trainer.estimators.base import Labels, WeightedEstimator
-from trainer.losses import bce_with_logits, mean_bce
-from trainer.propensity import heuristic_imputation
+from trainer.estimators.interface import Labels, WeightedEstimator
+from trainer.model.losses import bce_with_logits, mean_bce
+from trainer.model.propensity import heuristic_imputation
 
 
 class HeuristicDr(WeightedEstimator):
-    name = "heuristic_dr"
     terms = ("ctr", "cvr")
 
     def loss(self, y: Labels, logits):
-        o, z_cvr = y.click, logits["cvr"]
+        o, z_cvr = y.o, logits["cvr"]
         l_ctr = mean_bce(o, logits["ctr"])
-        e = bce_with_logits(y.conversion, z_cvr)
-        imputation = heuristic_imputation(z_cvr, self.config.heuristic_eta)
+        e = bce_with_logits(y.r, z_cvr)
+        imputation = heuristic_imputation(z_cvr, self.params.heuristic_eta)
         l_dr = self.weighting.dr_loss(o, e, imputation, tf.sigmoid(logits["ctr"]), self.weighting.mask(o))
         return {"loss": l_ctr + l_dr, "ctr": l_ctr, "cvr": l_dr}

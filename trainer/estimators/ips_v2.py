@@ -11,23 +11,22 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from trainer.estimators.base import Labels
+from trainer.estimators.interface import Labels
 from trainer.estimators.multi_ipw import MultiIpw
-from trainer.propensity import bmse_fields
+from trainer.model.propensity import bmse_fields
 
 
 class BalancingRegularised:
     """Mixin: adds λ·BMSE(φ, p̂) to the parent estimator's loss (seed 002 §4.3) and asks the model for φ."""
 
     def fields(self):
-        return bmse_fields(self.config.bmse)
+        return bmse_fields(self.params.bmse)
 
     def loss(self, y: Labels, logits):
         terms = super().loss(y, logits)
-        l_bmse = self.weighting.bmse(y.click, tf.sigmoid(logits["ctr"]), logits)
-        return {**terms, "loss": terms["loss"] + self.config.bmse.weight * l_bmse, "bmse": l_bmse}
+        l_bmse = self.weighting.bmse(y.o, tf.sigmoid(logits["ctr"]), logits)
+        return {**terms, "loss": terms["loss"] + self.params.bmse.weight * l_bmse, "bmse": l_bmse}
 
 
 class IpsV2(BalancingRegularised, MultiIpw):
-    name = "ips_v2"
     terms = ("ctr", "cvr", "bmse")

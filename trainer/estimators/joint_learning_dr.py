@@ -8,19 +8,18 @@ each with its own embeddings. Every training step alternates two updates on the 
 """
 from __future__ import annotations
 
-from trainer.estimators.base import Labels, WeightedEstimator, Update
-from trainer.losses import mean_bce
+from trainer.estimators.interface import Labels, WeightedEstimator, Update
+from trainer.model.losses import mean_bce
 
 
 class JointLearningDr(WeightedEstimator):
-    name = "joint_learning_dr"
     towers = ("ctr", "cvr", "imp")
     terms = ("ctr", "cvr", "imputation", "prediction")
     embeddings = {"ctr": "propensity", "cvr": "prediction", "imp": "imputation"}
     updates = (Update("prediction", ("ctr", "cvr")), Update("imputation", ("imp",)))
 
     def loss(self, y: Labels, logits):
-        l_ctr = mean_bce(y.click, logits["ctr"])
+        l_ctr = mean_bce(y.o, logits["ctr"])
         l_dr, l_imp = self.weighting.dr_cvr_losses(y, logits)
         return {"loss": l_ctr + l_dr + l_imp, "prediction": l_ctr + l_dr, "imputation": l_imp,
                 "ctr": l_ctr, "cvr": l_dr}

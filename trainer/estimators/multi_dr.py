@@ -5,21 +5,20 @@
 CTR, CVR and imputation towers share the embeddings Φ. The last term is the imputation model's
 own loss L_e (Wang et al. 2019), weighted by ``model.imputation_weight``; in the DR term ê is a
 target for the CVR tower. D may be under-sampled (``model.undersample_rate``, λ in seed 003 §5.3).
-See :mod:`trainer.propensity` for ê and the weights.
+See :mod:`trainer.model.propensity` for ê and the weights.
 """
 from __future__ import annotations
 
-from trainer.estimators.base import Labels, WeightedEstimator
-from trainer.losses import mean_bce
+from trainer.estimators.interface import Labels, WeightedEstimator
+from trainer.model.losses import mean_bce
 
 
 class MultiDr(WeightedEstimator):
-    name = "multi_dr"
     towers = ("ctr", "cvr", "imp")
     terms = ("ctr", "cvr", "imputation")
 
     def loss(self, y: Labels, logits):
-        l_ctr = mean_bce(y.click, logits["ctr"])
+        l_ctr = mean_bce(y.o, logits["ctr"])
         l_dr, l_imp = self.weighting.dr_cvr_losses(y, logits)
-        total = l_ctr + l_dr + self.config.imputation_weight * l_imp
+        total = l_ctr + l_dr + self.params.imputation_weight * l_imp
         return {"loss": total, "ctr": l_ctr, "cvr": l_dr, "imputation": l_imp}

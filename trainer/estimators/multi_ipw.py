@@ -6,15 +6,14 @@ trained over the exposure space D; 1/p̂ is bounded and (by default) detached as
 """
 from __future__ import annotations
 
-from trainer.estimators.base import Labels, WeightedEstimator
-from trainer.losses import mean_bce
+from trainer.estimators.interface import Labels, WeightedEstimator
+from trainer.model.losses import mean_bce
 
 
 class MultiIpw(WeightedEstimator):
-    name = "multi_ipw"
     terms = ("ctr", "cvr")
 
     def loss(self, y: Labels, logits):
-        l_ctr = mean_bce(y.click, logits["ctr"])
+        l_ctr = mean_bce(y.o, logits["ctr"])
         l_cvr = self.weighting.ipw_cvr_loss(y, logits)
         return {"loss": l_ctr + l_cvr, "ctr": l_ctr, "cvr": l_cvr}

@@ -6,15 +6,14 @@ The CTR tower has its own embeddings and loss, as in Base.
 """
 from __future__ import annotations
 
-from trainer.estimators.base import Labels
-from trainer.estimators.base_cvr import BaseCvr
-from trainer.losses import mean_bce
+from trainer.estimators.interface import Labels
+from trainer.estimators.naive_cvr import NaiveCvr
+from trainer.model.losses import mean_bce
 
 
-class NaiveImputation(BaseCvr):
-    name = "naive_imputation"
+class NaiveImputation(NaiveCvr):
 
     def loss(self, y: Labels, logits):
-        l_ctr = mean_bce(y.click, logits["ctr"])
-        l_cvr = mean_bce(y.click * y.conversion, logits["cvr"])
+        l_ctr = mean_bce(y.o, logits["ctr"])
+        l_cvr = mean_bce(y.o * y.r, logits["cvr"])
         return {"loss": l_ctr + l_cvr, "ctr": l_ctr, "cvr": l_cvr}

@@ -13,5 +13,4 @@ from trainer.estimators.multi_ipw import MultiIpw
 class NaiveIpw(MultiIpw):
     """Multi-IPW's loss with nothing shared between the propensity and the CVR model."""
 
-    name = "naive_ipw"
     embeddings = {"ctr": "propensity", "cvr": "cvr"}

@@ -8,20 +8,19 @@ embeddings as ESMM / Multi-IPW: the gap to it is what selection bias and sparsit
 """
 from __future__ import annotations
 
-from trainer.estimators.base import POTENTIAL_OUTCOME, Estimator, Labels
-from trainer.losses import mean_bce
+from trainer.estimators.interface import POTENTIAL_OUTCOME, Labels, MultiTaskEstimator
+from trainer.model.losses import mean_bce
 
 
-class Oracle(Estimator):
-    name = "oracle"
+class Oracle(MultiTaskEstimator):
     terms = ("ctr", "cvr")
     needs_potential_outcome = True
 
     def loss(self, y: Labels, logits):
-        if y.potential_conversion is None:
+        if y.r_star is None:
             raise ValueError(f"model.name=oracle trains on the potential outcome {POTENTIAL_OUTCOME!r} of every "
                              "exposure, which only simulated data has; this data has no such column "
                              "(use data.source: simulated, or another estimator)")
-        l_ctr = mean_bce(y.click, logits["ctr"])
-        l_cvr = mean_bce(y.potential_conversion, logits["cvr"])
+        l_ctr = mean_bce(y.o, logits["ctr"])
+        l_cvr = mean_bce(y.r_star, logits["cvr"])
         return {"loss": l_ctr + l_cvr, "ctr": l_ctr, "cvr": l_cvr}

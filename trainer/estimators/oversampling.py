@@ -7,16 +7,15 @@ in the click space and averaging, without the copies (batches differ in composit
 """
 from __future__ import annotations
 
-from trainer.estimators.base import Labels
-from trainer.estimators.base_cvr import BaseCvr, click_space_mean
-from trainer.losses import bce_with_logits, mean_bce
+from trainer.estimators.interface import Labels
+from trainer.estimators.naive_cvr import NaiveCvr, click_space_mean
+from trainer.model.losses import bce_with_logits, mean_bce
 
 
-class Oversampling(BaseCvr):
-    name = "oversampling"
+class Oversampling(NaiveCvr):
 
     def loss(self, y: Labels, logits):
-        k = 1.0 + (self.config.oversample_k - 1.0) * y.conversion
-        l_ctr = mean_bce(y.click, logits["ctr"])
-        l_cvr = click_space_mean(y.click, bce_with_logits(y.conversion, logits["cvr"]), k)
+        k = 1.0 + (self.params.oversample_k - 1.0) * y.r
+        l_ctr = mean_bce(y.o, logits["ctr"])
+        l_cvr = click_space_mean(y.o, bce_with_logits(y.r, logits["cvr"]), k)
         return {"loss": l_ctr + l_cvr, "ctr": l_ctr, "cvr": l_cvr}

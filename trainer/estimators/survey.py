@@ -22,48 +22,46 @@ from typing import Optional
 
 import tensorflow as tf
 
-from trainer.config import SurveyConfig
-from trainer.estimators.base import Estimator, Labels, WeightedEstimator
-from trainer.losses import bce_with_logits
-from trainer.propensity import calibrated_logit
+from trainer.estimators.params import SurveyConfig
+from trainer.estimators.interface import Labels, MultiTaskEstimator, WeightedEstimator
+from trainer.model.losses import bce_with_logits
+from trainer.model.propensity import calibrated_logit
 
 SATISFACTION, RESPONSE_RATE = "satisfaction", "response_rate"  # the served outputs
 
 
 class SurveyIpw(WeightedEstimator):
-    name = "survey_ipw"
     towers = ("satisfaction", "response")
     terms = ("satisfaction", "response")
 
     def loss(self, y: Labels, logits):
-        o, z_i = y.click, logits["response"]
-        keep = self.config.survey.response_negative_keep
+        o, z_i = y.o, logits["response"]
+        keep = self.params.survey.response_negative_keep
         l_i = _masked_mean(bce_with_logits(o, z_i), None if keep is None else _keep_negatives(o, keep))
-        e = satisfaction_error(self.config.survey, y, logits["satisfaction"])
+        e = satisfaction_error(self.params.survey, y, logits["satisfaction"])
         l_r = self.weighting.ipw_loss(o, e, tf.sigmoid(self.response_logit(z_i)))
         return {"loss": l_r + l_i, "satisfaction": l_r, "response": l_i}
 
     def response_logit(self, z_i: tf.Tensor) -> tf.Tensor:
         """logit p̂: the response head's logit, calibrated when its negatives were sub-sampled."""
-        keep = self.config.survey.response_negative_keep
+        keep = self.params.survey.response_negative_keep
         return z_i if keep is None else calibrated_logit(z_i, keep)
 
     def outputs(self, logits):
-        return {SATISFACTION: satisfaction_prediction(self.config.survey, logits["satisfaction"]),
+        return {SATISFACTION: satisfaction_prediction(self.params.survey, logits["satisfaction"]),
                 RESPONSE_RATE: tf.sigmoid(self.response_logit(logits["response"]))}
 
 
-class SurveyStandalone(Estimator):
-    name = "survey_standalone"
+class SurveyStandalone(MultiTaskEstimator):
     towers = ("satisfaction",)
     terms = ("satisfaction",)
 
     def loss(self, y: Labels, logits):
-        l_r = _masked_mean(satisfaction_error(self.config.survey, y, logits["satisfaction"]), y.click)
+        l_r = _masked_mean(satisfaction_error(self.params.survey, y, logits["satisfaction"]), y.o)
         return {"loss": l_r, "satisfaction": l_r}
 
     def outputs(self, logits):
-        return {SATISFACTION: satisfaction_prediction(self.config.survey, logits["satisfaction"])}
+        return {SATISFACTION: satisfaction_prediction(self.params.survey, logits["satisfaction"])}
 
 
 def satisfaction_prediction(config: SurveyConfig, z_r: tf.Tensor) -> tf.Tensor:
@@ -76,8 +74,8 @@ def satisfaction_prediction(config: SurveyConfig, z_r: tf.Tensor) -> tf.Tensor:
 
 def satisfaction_error(config: SurveyConfig, y: Labels, z_r: tf.Tensor) -> tf.Tensor:
     """ℓ_r(s, ŝ) per row; 0 where o = 0 (the rating there, possibly NaN, is never read)."""
-    responded = y.click > 0.5
-    s = tf.where(responded, y.conversion, tf.fill(tf.shape(y.conversion), config.rating_range[0]))
+    responded = y.o > 0.5
+    s = tf.where(responded, y.r, tf.fill(tf.shape(y.r), config.rating_range[0]))
     if config.satisfaction_task == "classification":
         e = bce_with_logits(tf.cast(s > config.satisfied_threshold, z_r.dtype), z_r)
     else:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from trainer.estimators.base import Estimator, Labels
-from trainer.losses import bce_with_logits, mean_bce
+from trainer.estimators.interface import Labels, MultiTaskEstimator
+from trainer.model.losses import bce_with_logits, mean_bce
 
 
 def click_space_mean(o: tf.Tensor, values: tf.Tensor, weights=1.0) -> tf.Tensor:
@@ -19,12 +19,11 @@ def click_space_mean(o: tf.Tensor, values: tf.Tensor, weights=1.0) -> tf.Tensor:
     return tf.reduce_sum(w * values) / tf.maximum(tf.reduce_sum(w), 1e-12)
 
 
-class BaseCvr(Estimator):
-    name = "base"
+class NaiveCvr(MultiTaskEstimator):
     terms = ("ctr", "cvr")
     embeddings = {"ctr": "ctr", "cvr": "cvr"}
 
     def loss(self, y: Labels, logits):
-        l_ctr = mean_bce(y.click, logits["ctr"])
-        l_cvr = click_space_mean(y.click, bce_with_logits(y.conversion, logits["cvr"]))
+        l_ctr = mean_bce(y.o, logits["ctr"])
+        l_cvr = click_space_mean(y.o, bce_with_logits(y.r, logits["cvr"]))
         return {"loss": l_ctr + l_cvr, "ctr": l_ctr, "cvr": l_cvr}

@@ -6,7 +6,8 @@ import pytest
 import tensorflow as tf
 
 from trainer.config import ModelConfig
-from trainer.estimators import Labels, get_estimator
+from trainer.estimators import get_estimator
+from trainer.estimators.interface import Labels
 
 
 def _sig(z):
@@ -26,7 +27,7 @@ L_CTR = sum(_bce(o, p) for o, p in zip(O, P)) / 4
 
 
 def _loss(name, potential=None, **model):
-    est = get_estimator(name)(ModelConfig(name=name, **model))
+    est = get_estimator(name).create(ModelConfig(name=name, **model))
     y = Labels(tf.constant(O), tf.constant(R), None if potential is None else tf.constant(potential))
     logits = {"ctr": tf.constant(Z_CTR), "cvr": tf.constant(Z_CVR), "imp": tf.constant(Z_IMP)}
     return {k: float(v.numpy()) for k, v in est.loss(y, logits).items()}
@@ -95,9 +96,9 @@ def test_joint_learning_dr_reports_its_two_alternating_objectives():
     got = _loss("joint_learning_dr")
     assert got["prediction"] == pytest.approx(L_CTR + dr, rel=1e-5)
     assert got["imputation"] == pytest.approx(imp, rel=1e-5)
-    est = get_estimator("joint_learning_dr")
+    est = get_estimator("joint_learning_dr").create(ModelConfig(name="joint_learning_dr"))
     assert [(u.loss, u.towers) for u in est.updates] == [("prediction", ("ctr", "cvr")), ("imputation", ("imp",))]
-    assert len({est(ModelConfig()).embedding_group(t) for t in est.towers}) == 3, "nothing shared"
+    assert len({est.embedding_group(t) for t in est.towers}) == 3, "nothing shared"
 
 
 def test_escm2_adds_a_weighted_counterfactual_term_to_esmm():
@@ -136,7 +137,7 @@ def test_oracle_refuses_data_without_ground_truth():
 
 
 def test_outputs_are_named_and_pctcvr_is_the_product():
-    est = get_estimator("multi_dr")(ModelConfig())
+    est = get_estimator("multi_dr").create(ModelConfig(name="multi_dr"))
     out = est.outputs({"ctr": tf.constant([0.0]), "cvr": tf.constant([1.0]), "imp": tf.constant([3.0])})
     assert set(out) == {"pctr", "pcvr", "pctcvr"}
     np.testing.assert_allclose(out["pctcvr"].numpy(), [0.5 * _sig(1.0)], rtol=1e-6)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from trainer.metrics import auc, bmse
+from trainer.evaluation.metrics import auc, bmse
 
 # o/p̂ − (1 − o)/(1 − p̂) per row: 1/0.5 = 2, −1/0.5 = −2, 1/0.25 = 4, −1/0.25 = −4
 O = np.array([1, 0, 1, 0])
@@ -41,7 +41,7 @@ def test_auc_counts_ties_as_half():
 
 
 def test_sliced_log_bias_sd_is_zero_for_a_constant_relative_bias_and_grows_with_a_spurious_effect():
-    from trainer.metrics import sliced_log_bias_sd
+    from trainer.evaluation.metrics import sliced_log_bias_sd
     slices = np.array([1, 1, 2, 2, 2, 2])  # slice 1: 2 exposures, slice 2: 4
     truth = np.array([0.1, 0.3, 0.2, 0.2, 0.1, 0.3])
     assert sliced_log_bias_sd(slices, 1.5 * truth, truth) == pytest.approx(0.0, abs=1e-12)

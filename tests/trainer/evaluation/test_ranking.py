@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from trainer.ranking import popularity_propensity, ranking_metrics
+from trainer.evaluation.ranking import popularity_propensity, ranking_metrics
 
 # user 1 ranks items by score: [irrelevant, relevant, relevant]; user 2 has no relevant item (skipped).
 USERS = [1, 1, 1, 2, 2]

@@ -11,9 +11,10 @@ import pytest
 import tensorflow as tf
 
 from trainer.config import IpwConfig, ModelConfig, SurveyConfig
-from trainer.estimators import Labels, get_estimator
-from trainer.propensity import calibrate_subsampled, calibrated_logit, inverse_propensity_weights
-from trainer.survey_eval import mse_by_decile, survey_metrics
+from trainer.estimators import get_estimator
+from trainer.estimators.interface import Labels
+from trainer.model.propensity import calibrate_subsampled, calibrated_logit, inverse_propensity_weights
+from trainer.evaluation.survey import mse_by_decile, survey_metrics
 
 O = tf.constant([1.0, 1.0, 0.0, 0.0])
 RATING = tf.constant([5.0, 2.0, float("nan"), float("nan")])
@@ -33,7 +34,7 @@ def _bce_mean(o, p):
 
 
 def _estimator(name="survey_ipw", **model):
-    return get_estimator(name)(ModelConfig(**model))
+    return get_estimator(name).create(ModelConfig(name=name, **model))
 
 
 def test_calibration_formula_on_hand_computed_cases():
@@ -139,17 +140,17 @@ def test_survey_ipw_trains_in_the_generic_multitask_model():
     import tf_keras
 
     from ctrcvr.config import Config
-    from trainer.layers import FeatureEmbedding
-    from trainer.model import MultiTaskModel
+    from trainer.model.layers import FeatureEmbedding
+    from trainer.model.multitask import MultiTaskModel
     from transforms.schema import transformed_name
 
     config = Config.model_validate({
         "features": [{"name": "user_id", "kind": "categorical"}, {"name": "item_price", "kind": "numeric"}],
         "labels": {"task": "survey"}, "model": {"name": "survey_ipw", "tower": {"units": [4]},
                                                 "survey": {"response_negative_keep": 0.5}}})
-    estimator = get_estimator("survey_ipw")(config.model)
+    estimator = get_estimator("survey_ipw").create(config.model)
     model = MultiTaskModel(lambda g: FeatureEmbedding(config.features, {"user_id": 5}, 2, name=f"emb_{g}"),
-                           estimator, config)
+                           estimator, config.labels)
     rng = np.random.default_rng(0)
     responded = (rng.random(64) < 0.3).astype(np.float32)
     batch = {transformed_name("user_id"): rng.integers(5, size=64), transformed_name("item_price"):

@@ -7,10 +7,10 @@ import pytest
 import tensorflow as tf
 
 from pipeline.config import SimulateRatingsConfig
-from ctrcvr.config import Config
+from trainer.config import ModelConfig
 from pipeline.simulate_ratings import simulate_ratings
 from trainer.estimators.c_ips import RatingsData, fit_c_ips, score
-from trainer.stratification import cluster_propensities, clustering_loss, soft_assignment, target_distribution
+from trainer.estimators.c_ips.stratification import cluster_propensities, clustering_loss, soft_assignment, target_distribution
 
 # Observed pairs with repeats (implicit logs): user 0 saw item 0 twice and item 1 once, ...
 USERS = np.array([0, 0, 0, 1, 1, 2])
@@ -66,8 +66,8 @@ def _tiny_data():
 
 
 def _config(**c_ips):
-    return Config.model_validate({"model": {"embedding_dim": 4, "c_ips": {
-        "rounds": 1, "cluster_epochs": 1, "rec_epochs": 1, "hidden_units": [8], **c_ips}}})
+    return ModelConfig(name="c_ips", embedding_dim=4, c_ips={
+        "rounds": 1, "cluster_epochs": 1, "rec_epochs": 1, "hidden_units": [8], **c_ips})
 
 
 def test_fit_with_one_cluster_weights_by_item_popularity():
@@ -92,3 +92,19 @@ def test_plain_mf_and_user_level_ips_propensities():
     assert np.all(fit_c_ips(data, _config(propensity="none"), seed=0).propensity == 1.0)
     p = fit_c_ips(data, _config(propensity="user"), seed=0).propensity
     assert p.shape == data.users.shape and np.all((p > 0) & (p < 1))
+
+
+def test_the_own_loop_reports_progress_per_epoch_with_eta(caplog):
+    import logging
+
+    from trainer.progress import Progress
+    data = _tiny_data()
+    with caplog.at_level(logging.INFO, logger="trainer"):
+        fit_c_ips(data, _config(n_clusters=2, rounds=2), seed=0,
+                  progress=Progress("c_ips", total_epochs=4, every_seconds=0.0))
+    lines = [r.getMessage() for r in caplog.records if r.name == "trainer"]
+    done = [line for line in lines if " done in " in line]
+    assert len(done) == 4 and "round 2/2 recommender epoch 1" in done[-1]
+    assert all("examples/s" in line for line in lines) and "ETA" in done[0]
+    assert any("DEC" in line and "clustering=" in line for line in done)
+    assert any(" step " in line for line in lines), "a line within the epoch, not only at its end"

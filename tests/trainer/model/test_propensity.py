@@ -8,8 +8,8 @@ import tensorflow as tf
 
 from trainer.config import IpwConfig, ModelConfig
 from ctrcvr.config import ConfigError, config_from_dict
-from trainer.estimators import Labels
-from trainer.propensity import (PropensityWeighting, bmse, heuristic_imputation, imputed_error,
+from trainer.estimators.interface import Labels
+from trainer.model.propensity import (PropensityWeighting, bmse, heuristic_imputation, imputed_error,
                                 inverse_propensity_weights, percentile, undersample_mask)
 
 

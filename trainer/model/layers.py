@@ -7,7 +7,7 @@ import tensorflow as tf
 import tf_keras
 
 from transforms.schema import FeatureConfig
-from trainer.config import TowerConfig
+from trainer.estimators.params import TowerConfig
 from transforms.schema import transformed_name
 
 

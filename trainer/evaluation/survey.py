@@ -15,10 +15,18 @@ from typing import Mapping, Optional
 import numpy as np
 import pandas as pd
 
-from trainer.config import SurveyConfig
-from trainer import metrics as m
+from trainer.config import TrainerSpec
+from trainer.estimators.params import SurveyConfig
+from trainer.evaluation import metrics as m
+from trainer.evaluation.predict import predict_split
 
 TRUE_SATISFACTION, TRUE_RESPONSE = "gt_satisfaction", "gt_response_prob"
+
+
+def survey_task_metrics(model, spec: TrainerSpec, data_dir) -> dict[str, float]:
+    """:func:`survey_metrics` of ``model``'s predictions on the eval split."""
+    frame = predict_split(model, spec, data_dir)
+    return survey_metrics(frame, spec.model.survey, responded=spec.labels.selection)
 
 
 def satisfaction_target(frame: pd.DataFrame, config: SurveyConfig) -> np.ndarray:
@@ -46,7 +54,7 @@ def survey_metrics(frame: pd.DataFrame, config: SurveyConfig, responded: str = "
         out.update(satisfaction_mse=float(err.mean()), satisfaction_mse_responders=_mean(err[o > 0.5]),
                    satisfaction_mse_nonresponders=_mean(err[o <= 0.5]),
                    satisfaction_bias=float(frame["satisfaction"].mean() - satisfaction_target(frame, config).mean()))
-    return {k: (round(float(v), 6) if isinstance(v, float) else v) for k, v in out.items()}
+    return m.rounded(out)
 
 
 def mse_by_decile(frame: pd.DataFrame, config: SurveyConfig, propensity: pd.Series | np.ndarray,

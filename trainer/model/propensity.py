@@ -37,8 +37,8 @@ from typing import Optional
 
 import tensorflow as tf
 
-from trainer.config import BmseConfig, IpwConfig, ModelConfig
-from trainer.losses import bce_with_logits
+from trainer.estimators.params import BmseConfig, IpwConfig
+from trainer.model.losses import bce_with_logits
 
 EPS = 1e-6  # last-resort floor on p̂ and on 1 − p̂, below any sensible τ
 
@@ -112,7 +112,7 @@ def bmse(o: tf.Tensor, p_hat: tf.Tensor, phi: tf.Tensor) -> tf.Tensor:
 
 
 def balancing_phi(logits: dict, config: BmseConfig) -> tf.Tensor:
-    """φ read from the shared representation (see :class:`ctrcvr.config.BmseConfig`)."""
+    """φ read from the shared representation (see :class:`trainer.estimators.params.BmseConfig`)."""
     if config.phi == "1":
         return tf.ones_like(logits["cvr"])
     if config.phi == "R":
@@ -157,7 +157,7 @@ def heuristic_imputation(z_cvr: tf.Tensor, eta: float) -> Imputation:
 class PropensityWeighting:
     """The IPW / DR / L_e / BMSE losses with the configured weights and under-sampling."""
 
-    def __init__(self, config: ModelConfig):
+    def __init__(self, config):
         self.config = config
 
     def weights(self, p_hat: tf.Tensor) -> tf.Tensor:
@@ -183,14 +183,14 @@ class PropensityWeighting:
 
     def ipw_cvr_loss(self, y, logits) -> tf.Tensor:
         """Multi-IPW's CVR term (003 eq. 5) from the towers' logits, p̂ = σ(z_ctr)."""
-        e = bce_with_logits(y.conversion, logits["cvr"])
-        return self.ipw_loss(y.click, e, tf.sigmoid(logits["ctr"]))
+        e = bce_with_logits(y.r, logits["cvr"])
+        return self.ipw_loss(y.o, e, tf.sigmoid(logits["ctr"]))
 
     def dr_cvr_losses(self, y, logits) -> tuple[tf.Tensor, tf.Tensor]:
         """Multi-DR's CVR term (003 eq. 9) and the imputation loss L_e, with under-sampling."""
-        o, z_cvr = y.click, logits["cvr"]
+        o, z_cvr = y.o, logits["cvr"]
         mask, p_hat = self.mask(o), tf.sigmoid(logits["ctr"])
-        e = bce_with_logits(y.conversion, z_cvr)
+        e = bce_with_logits(y.r, z_cvr)
         imputation = imputed_error(z_cvr, logits["imp"], self.config.imputation_target)
         return (self.dr_loss(o, e, imputation, p_hat, mask),
                 self.imputation_loss(o, e, imputation, p_hat, mask))

@@ -6,8 +6,9 @@ import pytest
 import tensorflow as tf
 
 from trainer.config import ModelConfig
-from trainer.estimators import Labels, get_estimator
-from trainer.losses import bce_of_product, bce_with_logits, log1mexp
+from trainer.estimators import get_estimator
+from trainer.estimators.interface import Labels
+from trainer.model.losses import bce_of_product, bce_with_logits, log1mexp
 
 
 def _sig(z):
@@ -36,7 +37,7 @@ def test_bce_of_product_stays_finite_where_the_naive_product_underflows():
 
 
 def test_esmm_loss_is_ctr_bce_plus_ctcvr_bce():
-    esmm = get_estimator("esmm")(ModelConfig())
+    esmm = get_estimator("esmm").create(ModelConfig(name="esmm"))
     o, r = tf.constant([1.0, 0.0]), tf.constant([1.0, 0.0])
     z_ctr, z_cvr = tf.constant([0.5, -1.0]), tf.constant([1.0, 2.0])
     terms = esmm.loss(Labels(o, r), {"ctr": z_ctr, "cvr": z_cvr})
@@ -51,7 +52,7 @@ def test_esmm_loss_is_ctr_bce_plus_ctcvr_bce():
 
 def test_esmm_ctcvr_label_is_click_times_conversion():
     # A conversion recorded without a click must not count as a CTCVR positive.
-    esmm = get_estimator("esmm")(ModelConfig())
+    esmm = get_estimator("esmm").create(ModelConfig(name="esmm"))
     logits = {"ctr": tf.constant([0.0]), "cvr": tf.constant([0.0])}
     orphan = esmm.loss(Labels(tf.constant([0.0]), tf.constant([1.0])), logits)["ctcvr"].numpy()
     negative = esmm.loss(Labels(tf.constant([0.0]), tf.constant([0.0])), logits)["ctcvr"].numpy()

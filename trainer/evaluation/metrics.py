@@ -85,3 +85,8 @@ def sliced_log_bias_sd(slices, predicted, truth) -> float:
     b = np.log(stats.p / stats.t)
     mean = np.average(b, weights=stats.n)
     return float(np.sqrt(np.average((b - mean) ** 2, weights=stats.n)))
+
+
+def rounded(metrics: dict) -> dict:
+    """Floats to 6 decimals (counts stay ints), as every metrics.json holds them."""
+    return {k: (round(float(v), 6) if isinstance(v, float) else v) for k, v in metrics.items()}

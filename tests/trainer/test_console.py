@@ -1,0 +1,46 @@
+"""A clean console: train, evaluate and export log progress, not TensorFlow / Keras warnings."""
+import logging
+
+import pytest
+
+from ctrcvr import workflow
+
+FRAMEWORK_LOGGERS = ("tensorflow", "tf_keras", "keras", "absl")
+
+
+class _Collect(logging.Handler):
+    def __init__(self):
+        super().__init__(level=logging.WARNING)
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+@pytest.fixture
+def framework_warnings():
+    handler = _Collect()
+    loggers = [logging.getLogger(name) for name in ("", *FRAMEWORK_LOGGERS)]
+    for logger in loggers:
+        logger.addHandler(handler)
+    yield handler.records
+    for logger in loggers:
+        logger.removeHandler(handler)
+
+
+def test_train_evaluate_export_emit_no_framework_warning(tiny_run, tmp_path, framework_warnings, caplog):
+    config = tiny_run["config"].model_copy(update={"train": tiny_run["config"].train.model_copy(
+        update={"epochs": 2, "steps_per_epoch": 3})})
+    data = tiny_run["dir"] / "data" / "transformed"
+    with caplog.at_level(logging.INFO, logger="trainer"):
+        model = workflow.train(config, data, tmp_path / "model")
+        workflow.evaluate(config, data, tmp_path / "model", model=model)
+        workflow.evaluate(config, data, tmp_path / "model")  # a reloaded model: a second predict function
+        workflow.export(config, data, tmp_path / "model", tmp_path / "serving", model=model)
+    framework = sorted({f"{r.name}: {r.getMessage()}" for r in framework_warnings
+                        if r.name.split(".")[0] in FRAMEWORK_LOGGERS})
+    assert framework == []
+    epochs = [r.getMessage() for r in caplog.records if r.name == "trainer" and " done in " in r.getMessage()]
+    assert len(epochs) == 2 and all("examples/s" in line and "val " in line for line in epochs)
+    assert "ETA" in epochs[0], "known epochs: the run's time left"
+    assert any((tmp_path / "model" / "tensorboard" / "validation").iterdir())

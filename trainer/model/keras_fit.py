@@ -1,0 +1,74 @@
+"""The default ``Estimator.fit``: Keras fits a multi-task model on the train split, validating on eval.
+
+Callbacks: progress (:class:`trainer.progress.Progress`, TensorBoard under ``<model_dir>/tensorboard``),
+a clear error on a non-finite loss, ``BackupAndRestore`` under ``<model_dir>/backup``, and early stopping
+on any metric the model reports (``train.early_stopping_monitor``: val_loss, val_<term>, or val_<metric>
+of the estimator's declared validation metrics).
+"""
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import tf_keras
+
+from trainer.config import TrainConfig
+from trainer.data import TrainingData
+from trainer.progress import Progress, ProgressCallback
+
+log = logging.getLogger("trainer")
+
+
+def keras_fit(model, data: TrainingData, model_dir: Path) -> None:
+    cfg = data.spec.train
+    check_monitor(model, cfg)
+    train_ds = data.dataset("train", cfg.batch_size, shuffle=True, repeat=cfg.steps_per_epoch is not None)
+    eval_ds = data.dataset("eval", data.spec.eval.batch_size)
+    model.compile(optimizer=tf_keras.optimizers.legacy.Adam(cfg.learning_rate))
+    _trace_test_function(model, eval_ds)
+    log.info("training %s: %d epoch(s), batch %d, lr %g", model.name, cfg.epochs, cfg.batch_size, cfg.learning_rate)
+    model.fit(train_ds, validation_data=eval_ds, epochs=cfg.epochs, steps_per_epoch=cfg.steps_per_epoch,
+              callbacks=_callbacks(model.name, cfg, Path(model_dir)), verbose=0)
+
+
+def _trace_test_function(model, eval_ds) -> None:
+    """Traces Keras' validation step once, explicitly, for the eval iterator's spec. Called lazily it is
+    traced on each model's first validation batch, and TensorFlow counts those traces of every model
+    together: a process that fits several models (run's side-by-side models, compare) warned of retracing."""
+    model.make_test_function().get_concrete_function(iter(eval_ds))
+
+
+def check_monitor(model, cfg: TrainConfig) -> None:
+    """Early stopping must monitor a metric the model reports on the eval split."""
+    valid = [f"val_{m.name}" for m in model.metrics]
+    if cfg.early_stopping_patience and cfg.early_stopping_monitor not in valid:
+        raise ValueError(f"train.early_stopping_monitor={cfg.early_stopping_monitor!r} is not reported by "
+                         f"{model.name}; choose one of {', '.join(valid)}")
+
+
+def _callbacks(name: str, cfg: TrainConfig, model_dir: Path) -> list[tf_keras.callbacks.Callback]:
+    callbacks = [
+        StopOnNonFiniteLoss(),
+        ProgressCallback(Progress(name, model_dir, total_epochs=cfg.epochs), cfg.batch_size),
+        tf_keras.callbacks.BackupAndRestore(str(model_dir / "backup")),
+    ]
+    if cfg.early_stopping_patience:
+        callbacks.append(tf_keras.callbacks.EarlyStopping(
+            monitor=cfg.early_stopping_monitor, patience=cfg.early_stopping_patience,
+            mode="min", restore_best_weights=True, verbose=1))
+    return callbacks
+
+
+class StopOnNonFiniteLoss(tf_keras.callbacks.Callback):
+    """Stops training with a clear error the moment the loss is NaN or infinite."""
+
+    def __init__(self):
+        super().__init__()
+        self._supports_tf_logs = True  # reads one scalar, no conversion of every log per batch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise FloatingPointError(f"training loss became {float(loss)} at step {batch}; lower "
+                                     "train.learning_rate, or check the inputs for extreme values")
