@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, field_serializer, field_validator, model_validator
 
 from pipeline.config import DataConfig, PreprocessConfig, SimulateConfig, SimulateRatingsConfig
+from pipeline.inputs import get_source
 from trainer.config import EvalConfig, ExportConfig, ModelConfig, TrainConfig
 from transforms.schema import FeatureConfig, LabelsConfig, Section
 
@@ -97,7 +98,8 @@ class Config(Section):
     @model_validator(mode="after")
     def _default_run_models(self):
         if self.run_models is None:
-            simulated = self.data.source == "simulated" and self.labels.task == "conversion"
+            truth = self.labels.task in get_source(self.data.source).ground_truth_for
+            simulated = truth and self.labels.task == "conversion"
             self.__dict__["run_models"] = list(DEFAULT_RUN_MODELS) if simulated else []
         return self
 

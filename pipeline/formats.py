@@ -1,16 +1,22 @@
-"""Readers that turn raw files (local or any Beam filesystem) into Arrow chunks with row numbers.
+"""File formats: how the bytes of one raw file (local or any Beam filesystem) become Arrow chunks.
 
-CSV is read with every column as bytes so that validation, not the reader, decides what a bad
+A :class:`Reader` reads ``csv`` (a header line or given ``names``), ``parquet``, ``whitespace``
+(fields split on any run of spaces or tabs) or a dense ratings ``matrix``, ``rows`` rows at a
+time. Which reader a source uses is the source's business (``pipeline.inputs``); this module
+knows no source.
+
+Text is read with every column as bytes so that validation, not the reader, decides what a bad
 value is (wrong type, undecodable bytes); lines with the wrong number of fields and empty lines
-become rejects instead of errors. Every chunk carries the row number of each of its rows
-(1-based line for text files, header included; 0-based row for Parquet; 1-based index for the
-generated unobserved ratings pairs, an input no file holds: see ``pipeline.ratings``).
+become rejects instead of errors. Every chunk carries the row number of each of its rows (1-based
+line for text files, header included; 0-based row for Parquet).
+
+The matrix format (the Coat release) is one line per user, one column per item, 0 = not rated;
+each rated cell becomes a row ``user, item, rating`` (user = line index, item = column index, both
+from 0). A line with a different number of fields than the first is rejected whole.
 """
 from __future__ import annotations
 
 import dataclasses
-import glob
-import os
 from typing import Iterator, NamedTuple, Optional
 
 import numpy as np
@@ -22,8 +28,6 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline.validation import Reject
-
-SPLITS = ("train", "eval", "test")
 
 
 class Chunk(NamedTuple):
@@ -37,7 +41,7 @@ class Chunk(NamedTuple):
 @dataclasses.dataclass(frozen=True)
 class Reader:
     """How to read one kind of file: ``csv`` (``header`` or ``names``), ``parquet``, ``whitespace``
-    (fields split on any run of spaces or tabs) or a ratings ``matrix`` (see ``pipeline.ratings``)."""
+    (fields split on any run of spaces or tabs) or a ratings ``matrix`` (``names``: user, item, rating)."""
 
     format: str
     delimiter: str = ","
@@ -49,11 +53,9 @@ class Reader:
         if self.format == "parquet":
             yield from _read_parquet(path, rows, self.columns)
         elif self.format == "whitespace":
-            from pipeline.ratings import read_whitespace
-            yield from read_whitespace(path, rows, self.names)
+            yield from _read_whitespace(path, rows, self.names)
         elif self.format == "matrix":
-            from pipeline.ratings import read_matrix
-            yield from read_matrix(path, rows, self.names)
+            yield from _read_matrix(path, rows, self.names)
         else:
             yield from _rechunk(_read_csv(path, self), rows)
 
@@ -68,85 +70,12 @@ def file_format(path: str) -> str:
     raise ValueError(f"cannot tell the format of {path!r} (expected .csv, .csv.gz or .parquet)")
 
 
-RATINGS_SOURCES = ("ratings", "simulated_ratings")
-
-
-def reader_for(data, path, columns=None):
-    """The reader the config's ``data`` section implies for ``path`` (a file, or generated pairs)."""
-    from pipeline.ratings import UnobservedPairs, UnobservedReader
-    if isinstance(path, UnobservedPairs):
-        return UnobservedReader(data)
-    if data.source in RATINGS_SOURCES:
-        names = tuple(data.ratings.columns)
-        if data.ratings.format == "matrix":
-            return Reader("matrix", names=names)
-        delimiter = data.ratings.delimiter or _sniff_delimiter(path)
-        if delimiter is None:
-            return Reader("whitespace", names=None if data.ratings.header else names)
-        return Reader("csv", delimiter=delimiter, header=data.ratings.header,
-                      names=None if data.ratings.header else names)
-    fmt = file_format(path)
-    return Reader(fmt, delimiter=data.csv_delimiter, columns=tuple(columns) if columns else None)
-
-
-def expand_patterns(patterns: list[str]) -> list[str]:
-    """Glob patterns -> sorted, de-duplicated file list (local globs or Beam match for remote)."""
-    files: list[str] = []
-    for pattern in patterns:
-        if "://" in pattern:
-            matched = [m.path for r in FileSystems.match([pattern]) for m in r.metadata_list]
-        else:
-            matched = glob.glob(os.path.expanduser(pattern))
-        if not matched:
-            raise FileNotFoundError(f"no input file matches {pattern!r}")
-        files.extend(matched)
-    return sorted(set(files))
-
-
-def resolve_inputs(data, raw_dir=None, task: str = "conversion", seed: Optional[int] = None) -> list[tuple]:
-    """The job's ``(path, split)`` inputs: simulator output under ``raw_dir``, or the configured globs.
-
-    With ``split.by: files`` the train / eval globs decide the split; otherwise the split is
-    computed per row and the file's own split is ``None``. ``test_files`` are always ``test``.
-    Ratings with ``data.ratings.unobserved`` get one more input, last: the generated unobserved
-    pairs of the train files (``pipeline.ratings.UnobservedPairs``), drawn from ``seed``.
-    """
-    if data.source == "simulated_ratings":
-        if raw_dir is None:
-            raise ValueError("data.source is 'simulated_ratings': give the ratings simulator's output directory "
-                             "(--input)")
-        from pipeline.simulate_ratings import TRIPLET_FILES
-        inputs = [(p, None) for p in expand_patterns([f"{raw_dir}/{TRIPLET_FILES['train']}"])]
-        inputs += [(p, "test") for p in expand_patterns([f"{raw_dir}/{TRIPLET_FILES['test']}"])]
-        return inputs + _unobserved_input(data, [p for p, _ in inputs[:-1]], None, seed)
-    if data.source == "simulated" or (data.source == "survey" and not data.train_files and raw_dir):
-        if raw_dir is None:
-            raise ValueError(f"data.source is {data.source!r}: give the simulator's output directory (--input)")
-        folder = "surveys" if task == "survey" or data.source == "survey" else "exposures"
-        return [(p, None) for p in expand_patterns([f"{raw_dir}/{folder}/*.parquet"])]
-    if not data.train_files:
-        raise ValueError(f"data.train_files is empty: list the {data.source} files to read")
-    by_files = data.split.by == "files"
-    if by_files and not data.eval_files:
-        raise ValueError("data.split.by is 'files' but data.eval_files is empty")
-    inputs = [(p, "train" if by_files else None) for p in expand_patterns(data.train_files)]
-    train = [p for p, _ in inputs]
-    inputs += [(p, "eval") for p in expand_patterns(data.eval_files)] if by_files else []
-    inputs += [(p, "test") for p in expand_patterns(data.test_files)]
-    if data.source in RATINGS_SOURCES:
-        inputs += _unobserved_input(data, train, "train" if by_files else None, seed)
-    return inputs
-
-
-def _unobserved_input(data, train_files: list[str], split: Optional[str], seed: Optional[int]) -> list[tuple]:
-    """``[(UnobservedPairs, split)]`` when ``data.ratings.unobserved`` asks for them, else ``[]``."""
-    from pipeline.ratings import UnobservedPairs
-    how = data.ratings.unobserved
-    if how == 0:
-        return []
-    if seed is None:
-        raise ValueError("data.ratings.unobserved draws from the config seed: pass seed to resolve_inputs")
-    return [(UnobservedPairs(tuple(train_files), None if how == "all" else int(how), seed), split)]
+def sniff_delimiter(path: str) -> Optional[str]:
+    """Tab or comma if the first line has one, None (any whitespace) otherwise."""
+    with _open(path) as handle:
+        stream = pa.input_stream(handle, compression="gzip" if path.endswith(".gz") else None)
+        line = stream.read(1 << 16).split(b"\n", 1)[0]
+    return "\t" if b"\t" in line else "," if b"," in line else None
 
 
 # ---------------------------------------------------------------------- parquet
@@ -270,26 +199,94 @@ def _sniff_delimiter(path: str) -> Optional[str]:
     return "\t" if b"\t" in line else "," if b"," in line else None
 
 
-# ---------------------------------------------------------------------- samples
-def sample_rows(data, path: str, n: int):
-    """The first ``n`` rows of a raw input file as a DataFrame of text and numbers (warmup requests,
-    examples). Ali-CCP raw skeleton rows come with their own (not the common) features parsed."""
-    if data.source == "aliccp_raw":
-        from pipeline.aliccp import SKELETON, parse_feature_lists
-        chunk = next(iter(Reader("csv", header=False, names=SKELETON).chunks(path, n)), None)
-        if chunk is None or chunk.table.num_rows == 0:
-            return None
-        fields = sorted({item.split("\x02")[0] for line in chunk.table.column("feature_list").to_pylist()
-                         for item in line.decode("utf-8", "replace").split("\x01") if "\x02" in item})
-        columns, _ = parse_feature_lists(chunk.table, fields, set())
-        table = pa.table({"sample_id": chunk.table.column("sample_id"), **columns})
-    else:
-        chunk = next(iter(reader_for(data, path).chunks(path, n)), None)
-        if chunk is None or chunk.table.num_rows == 0:
-            return None
-        table = chunk.table.slice(0, n)
-    frame = table.to_pandas()
-    for name in frame.columns:
-        if frame[name].dtype == object:
-            frame[name] = frame[name].map(lambda v: v.decode("utf-8", "replace") if isinstance(v, bytes) else v)
-    return frame
+
+
+# ---------------------------------------------------------------------- whitespace and matrix
+def _read_whitespace(path: str, rows: int, names) -> Iterator[Chunk]:
+    """Whitespace-separated text: every line must have as many fields as the first one."""
+    lines = _lines(path, blank_last=False)
+    start = 0
+    if names is None:  # the first line is a header
+        names, start = [c.decode("utf-8", "replace") for c in lines[0].split()], 1
+    values: list[list[bytes]] = [[] for _ in names]
+    numbers: list[int] = []
+    rejects: list[Reject] = []
+    for i in range(start, len(lines)):
+        fields = lines[i].split()
+        if len(fields) != len(names):
+            rejects.append(_field_count_reject(path, i, lines[i], fields, len(names)))
+            continue
+        for column, value in zip(values, fields):
+            column.append(value)
+        numbers.append(i + 1)
+        if len(numbers) == rows:
+            yield _text_chunk(names, values, numbers, rejects)
+            values, numbers, rejects = [[] for _ in names], [], []
+    if numbers or rejects:
+        yield _text_chunk(names, values, numbers, rejects)
+
+
+def _text_chunk(names, values, numbers, rejects) -> Chunk:
+    table = pa.table({name: pa.array(column, pa.binary()) for name, column in zip(names, values)})
+    return Chunk(table, np.asarray(numbers, dtype=np.int64), list(rejects))
+
+
+def _read_matrix(path: str, rows: int, names) -> Iterator[Chunk]:
+    """The rated cells of a dense matrix file as ``user, item, rating`` rows; bad lines are rejects."""
+    lines, width = matrix_lines(path)
+    users, items, ratings, numbers, rejects = [], [], [], [], []
+    held = 0
+    for i, line in enumerate(lines):
+        fields = line.split()
+        if len(fields) != width:
+            rejects.append(_field_count_reject(path, i, line, fields, width))
+            continue
+        keep = np.flatnonzero([not is_zero(v) for v in fields])
+        users.append(np.full(len(keep), i))
+        items.append(keep)
+        ratings.extend(fields[j] for j in keep)
+        numbers.append(np.full(len(keep), i + 1))
+        held += len(keep)
+        if held >= rows:
+            yield _matrix_chunk(names, users, items, ratings, numbers, rejects)
+            users, items, ratings, numbers, rejects, held = [], [], [], [], [], 0
+    if held or rejects:
+        yield _matrix_chunk(names, users, items, ratings, numbers, rejects)
+
+
+def matrix_lines(path: str) -> tuple[list[bytes], int]:
+    """A matrix file's lines (a final empty line dropped) and its width, the first line's field count."""
+    lines = _lines(path)
+    return lines, (len(lines[0].split()) if lines else 0)
+
+
+def is_zero(value: bytes) -> bool:
+    """'0', '0.0', '00' ... (text that is a zero: an unrated matrix cell), without parsing every cell."""
+    return value.lstrip(b"+-").strip(b"0").strip(b".").strip(b"0") == b""
+
+
+def _matrix_chunk(names, users, items, ratings, numbers, rejects) -> Chunk:
+    user_col, item_col, rating_col = names
+    user = np.concatenate(users) if users else np.array([], np.int64)
+    item = np.concatenate(items) if items else np.array([], np.int64)
+    table = pa.table({user_col: pa.array(user.astype(np.int64)).cast(pa.string()),
+                      item_col: pa.array(item.astype(np.int64)).cast(pa.string()),
+                      rating_col: pa.array(ratings, pa.binary())})
+    lines = np.concatenate(numbers) if numbers else np.array([], np.int64)
+    return Chunk(table, lines, list(rejects))
+
+
+def _lines(path: str, blank_last: bool = True) -> list[bytes]:
+    """A text file's lines, a final empty line dropped (``blank_last``: also one of only whitespace)."""
+    with FileSystems.open(path) as handle:
+        lines = handle.read().split(b"\n")
+    if lines and (lines[-1].strip() if blank_last else lines[-1]) == b"":
+        lines.pop()
+    return lines
+
+
+def _field_count_reject(path: str, i: int, line: bytes, fields: list, expected: int) -> Reject:
+    """Line ``i`` (0-based) has ``len(fields)`` fields instead of ``expected``."""
+    reason = "empty_line" if not fields else "truncated_line" if len(fields) < expected else "extra_fields"
+    return Reject(path, i + 1, reason, {"line": line.decode("utf-8", "backslashreplace"),
+                                        "expected_fields": expected, "found_fields": len(fields)})
