@@ -14,8 +14,8 @@ per test user drawn uniformly at random, with their true ratings, whatever was o
 ``simulate_ratings`` returns DataFrames ``train`` (MNAR, observed pairs, with the true observation
 probability ``gt_observe_prob``) and ``test`` (MAR) with columns user_id, item_id, rating, and each
 user's ``group``. ``simulate_to_files`` is the entry point of the ``simulated_ratings`` source
-(``pipeline.inputs``), what ``ctrcvr simulate`` runs: ``<out>/ratings/{train,test}.csv`` (``user,item,rating`` lines, no header,
-read by the ratings reader) and ``<out>/simulation.json``. The true observation probabilities are
+(``pipeline.inputs``), what ``ctrcvr simulate`` runs: ``<out>/ratings/{train,test}.csv``
+(``user,item,rating`` lines, no header, read by the ratings reader) and ``<out>/simulation.json``. The true observation probabilities are
 not written: the triplet format has no column for them and the generated unobserved rows could not
 carry them; the MAR test split is the unbiased ground truth the evaluation uses.
 """

@@ -1,8 +1,9 @@
 """The generated unobserved ratings pairs: rows no file holds, added to the ratings sources' train files.
 
 The propensity model of IPS-V2 / DR-V2 (seed 002) is trained over every user-item pair D, the
-MNAR ratings hold only the observed ones. ``data.ratings.unobserved`` adds, to the rows of ``train_files`` only, rows ``user, item, rating 0`` for pairs no train file rates
-(the validator turns rating 0 into observed = 0, label = 0):
+MNAR ratings hold only the observed ones. ``data.ratings.unobserved`` adds, to the rows of
+``train_files`` only, rows ``user, item, rating 0`` for pairs no train file rates (the validator
+turns rating 0 into observed = 0, label = 0):
 
     k      for every user, min(k · n_u, |unrated_u|) items drawn without replacement, uniformly
            from the items of the train files the user did not rate (n_u = the user's rating lines);
