@@ -72,9 +72,7 @@ def file_format(path: str) -> str:
 
 def sniff_delimiter(path: str) -> Optional[str]:
     """Tab or comma if the first line has one, None (any whitespace) otherwise."""
-    with _open(path) as handle:
-        stream = pa.input_stream(handle, compression="gzip" if path.endswith(".gz") else None)
-        line = stream.read(1 << 16).split(b"\n", 1)[0]
+    line = _first_line(path)
     return "\t" if b"\t" in line else "," if b"," in line else None
 
 
@@ -134,6 +132,13 @@ def _open(path: str):
     return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
 
 
+def _first_line(path: str) -> bytes:
+    """The first line of a (possibly gzipped) text file, up to 64 KiB."""
+    with _open(path) as handle:
+        stream = pa.input_stream(handle, compression="gzip" if path.endswith(".gz") else None)
+        return stream.read(1 << 16).split(b"\n", 1)[0]
+
+
 def _line_numbers(first: int, n: int, skipped: list[int], first_line: int) -> np.ndarray:
     """Physical line numbers of data rows ``first .. first + n - 1``, given the skipped lines.
 
@@ -183,20 +188,12 @@ def _rechunk(chunks: Iterator[Chunk], rows: int) -> Iterator[Chunk]:
 
 
 def _peek_header(path: str, delimiter: str) -> list[str]:
-    with _open(path) as handle:
-        stream = pa.input_stream(handle, compression="gzip" if path.endswith(".gz") else None)
-        line = stream.read(1 << 16).split(b"\n", 1)[0].decode("utf-8", errors="replace").rstrip("\r")
+    line = _first_line(path).decode("utf-8", errors="replace").rstrip("\r")
     if not line:
         raise ValueError(f"{path}: empty file or no header line")
     return [c.strip() for c in line.split(delimiter)]
 
 
-def _sniff_delimiter(path: str) -> Optional[str]:
-    """Tab or comma if the first line has one, None (any whitespace) otherwise."""
-    with _open(path) as handle:
-        stream = pa.input_stream(handle, compression="gzip" if path.endswith(".gz") else None)
-        line = stream.read(1 << 16).split(b"\n", 1)[0]
-    return "\t" if b"\t" in line else "," if b"," in line else None
 
 
 
