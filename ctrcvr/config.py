@@ -98,9 +98,9 @@ class Config(Section):
     @model_validator(mode="after")
     def _default_run_models(self):
         if self.run_models is None:
+            # the defaults are conversion estimators, and the oracle needs the data's ground truth
             truth = self.labels.task in get_source(self.data.source).ground_truth_for
-            simulated = truth and self.labels.task == "conversion"
-            self.__dict__["run_models"] = list(DEFAULT_RUN_MODELS) if simulated else []
+            self.__dict__["run_models"] = list(DEFAULT_RUN_MODELS) if truth and self.labels.task == "conversion" else []
         return self
 
     @model_validator(mode="after")
