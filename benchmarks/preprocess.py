@@ -3,7 +3,7 @@
     python benchmarks/preprocess.py                      # 200k and 1M exposures, + Ali-CCP raw (200k)
     python benchmarks/preprocess.py --rows 1000000 --aliccp-rows 0 --runner local
 
-For each size: simulate (``pipeline.simulate.simulate``, default config, Parquet), then run
+For each size: simulate (``pipeline.simulators.exposures.simulate``, default config, Parquet), then run
 ``ctrcvr preprocess`` in a fresh process and report the job's rows/s (``report.json``: from the
 job's start to its report, TF/Beam imports excluded), the process wall time (imports included),
 its CPU seconds (user + system, children included: less sensitive than wall time to other
@@ -93,10 +93,11 @@ def main() -> int:
 
 def _simulate(n: int, out: Path) -> None:
     from ctrcvr.config import load_config
-    from pipeline.simulate import simulate
+    from ctrcvr.output_dir import prepare_output_dir
+    from pipeline.simulators.exposures import simulate
     config = load_config(REPO / "configs/default.yaml", [f"simulate.n_exposures={n}", "simulate.formats=[parquet]"])
     started = time.time()
-    simulate(config.simulate, out, seed=config.seed, overwrite=True)
+    simulate(config.simulate, prepare_output_dir(out, overwrite=True), seed=config.seed)
     print(f"simulated {n:,} exposures in {time.time() - started:.1f} s")
 
 

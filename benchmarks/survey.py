@@ -27,7 +27,8 @@ import tf_keras  # noqa: E402
 
 from ctrcvr.tables import markdown  # noqa: E402
 from ctrcvr.config import Config, load_config  # noqa: E402
-from pipeline.simulate import simulate  # noqa: E402
+from ctrcvr.output_dir import prepare_output_dir  # noqa: E402
+from pipeline.simulators.exposures import simulate  # noqa: E402
 from trainer.estimators import get_estimator  # noqa: E402
 from trainer.model.layers import FeatureEmbedding  # noqa: E402
 from trainer.model.multitask import MultiTaskModel  # noqa: E402
@@ -82,7 +83,8 @@ def fit_predict(config: Config, sizes, train_x, test_x, seed: int) -> dict[str, 
 
 def run_seed(base: Config, overrides: list[str], config_path: Path, seed: int, out: Path):
     sim_dir = out / f"sim_seed{seed}"
-    simulate(base.simulate.model_copy(update={"formats": ["parquet"]}), sim_dir, seed=seed, overwrite=True)
+    simulate(base.simulate.model_copy(update={"formats": ["parquet"]}), prepare_output_dir(sim_dir, overwrite=True),
+             seed=seed)
     surveys = pd.concat(pd.read_parquet(p) for p in sorted((sim_dir / "surveys").glob("*.parquet")))
     rng = np.random.default_rng(seed)
     is_test = rng.random(len(surveys)) < base.data.split.eval_fraction

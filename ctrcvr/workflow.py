@@ -15,38 +15,38 @@ import yaml
 
 from ctrcvr.config import Config, dump_config
 from ctrcvr.output_dir import prepare_output_dir
+from pipeline.inputs import SOURCES, get_source
 
 log = logging.getLogger("ctrcvr")
 RESOLVED_CONFIG = "config.resolved.yaml"
-
-
-SIMULATED_SOURCES = ("simulated", "simulated_ratings")
+SIMULATED_SOURCES = tuple(name for name, source in SOURCES.items() if source.simulated)
 
 
 def simulate(config: Config, out_dir, overwrite: bool = False) -> dict:
-    """The simulator ``data.source`` names: exposures and surveys (``simulated``, world in ``simulate``),
-    or MNAR + MAR ratings triplets (``simulated_ratings``, world in ``simulate_ratings``)."""
-    if config.data.source == "simulated_ratings":
-        from pipeline.simulate_ratings import simulate_to_files
-        summary = simulate_to_files(config.simulate_ratings, out_dir, seed=config.seed,
-                                    rating_threshold=config.labels.rating_threshold, overwrite=overwrite)
-    else:
-        from pipeline.simulate import simulate as run_simulator
-        summary = run_simulator(config.simulate, out_dir, seed=config.seed, overwrite=overwrite)
-    dump_config(config, Path(out_dir) / RESOLVED_CONFIG)
+    """Runs the simulator of ``data.source`` (``pipeline.inputs``) into ``out_dir``, refused if not empty
+    unless ``overwrite``; returns the simulation summary."""
+    source = get_source(config.data.source)
+    if not source.simulated:
+        raise ValueError(f"data.source {source.name!r} is not simulated; set data.source to one of the "
+                         f"simulated sources: {', '.join(SIMULATED_SOURCES)}")
+    out = prepare_output_dir(out_dir, overwrite)
+    summary = source.simulate(out, config.seed, **_sections(config, source.reads))
+    dump_config(config, out / RESOLVED_CONFIG)
     return summary
 
 
 def preprocess(config: Config, out_dir, raw_dir=None, overwrite: bool = False) -> dict:
+    from pipeline.config import PreprocessSections
+    from pipeline.inputs import resolve_inputs
     from pipeline.job import run_preprocess
-    from pipeline.sources import resolve_inputs
     inputs = resolve_inputs(config.data, raw_dir, task=config.labels.task, seed=config.seed)
-    report = run_preprocess(config, inputs, out_dir, overwrite=overwrite)
-    if "://" in str(out_dir):  # e.g. gs:// on Dataflow
+    out = prepare_output_dir(out_dir, overwrite)
+    report = run_preprocess(PreprocessSections.of(config), inputs, out)
+    if "://" in str(out):  # e.g. gs:// on Dataflow
         from pipeline.report import write_text
-        write_text(f"{out_dir}/{RESOLVED_CONFIG}", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+        write_text(f"{out}/{RESOLVED_CONFIG}", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     else:
-        dump_config(config, Path(out_dir) / RESOLVED_CONFIG)
+        dump_config(config, Path(out) / RESOLVED_CONFIG)
     return report
 
 
@@ -56,6 +56,11 @@ def trainer_spec(config: Config):
     return TrainerSpec(features=tuple(config.features), labels=config.labels, model=config.model,
                        train=config.train, eval=config.eval, export=config.export, seed=config.seed,
                        pair_features=tuple(config.data.ratings.columns[:2]))
+
+
+def _sections(config: Config, names) -> dict:
+    """The root config's sections ``names``, by name (what a stage entry point reads)."""
+    return {name: getattr(config, name) for name in names}
 
 
 def train(config: Config, data_dir, model_dir, overwrite: bool = False):
@@ -93,7 +98,7 @@ def export(config: Config, data_dir, model_dir, export_root, model=None, raw_dir
 
 def sample_raw_rows(config: Config, raw_dir=None, n: int = 8):
     """The first ``n`` rows of the configured raw input (None if there is none to read)."""
-    from pipeline.sources import resolve_inputs, sample_rows
+    from pipeline.inputs import resolve_inputs, sample_rows
     if n <= 0:
         return None
     try:
@@ -108,7 +113,7 @@ def prepare_data(config: Config, data_root) -> Path:
     """Simulates (when the source is a simulator) into ``data_root/raw`` and preprocesses into
     ``data_root/transformed``; returns the preprocess output."""
     raw, data = Path(data_root) / "raw", Path(data_root) / "transformed"
-    simulated = config.data.source in SIMULATED_SOURCES
+    simulated = get_source(config.data.source).simulated
     if simulated:
         simulate(config, raw)
     preprocess(config, data, raw_dir=raw if simulated else None)
@@ -121,17 +126,10 @@ def run(config: Config, out_dir, overwrite: bool = False) -> dict:
     _check_estimators([config.model.name, *config.run_models])
     dump_config(config, out / RESOLVED_CONFIG)
     raw, data, model_dir = out / "data" / "raw", out / "data" / "transformed", out / "model"
-    if config.data.source == "simulated":
-        log.info("[1/5] simulating %d exposures -> %s", config.simulate.n_exposures, raw)
-        summary = simulate(config, raw)
-        log.info("simulated: CTR %.4f, CVR among clicks %.4f, selection-bias ratio %.2f",
-                 summary["ctr"], summary["cvr_among_clicks"], summary["selection_bias_ratio"])
-    elif config.data.source == "simulated_ratings":
-        log.info("[1/5] simulating MNAR + MAR ratings -> %s", raw)
-        summary = simulate(config, raw)
-        log.info("simulated: %d MNAR ratings (density %.3f), %d MAR; positive rate MNAR %.3f vs MAR %.3f",
-                 summary["mnar_ratings"], summary["observed_density"], summary["mar_ratings"],
-                 summary["mnar_positive_rate"], summary["mar_positive_rate"])
+    source = get_source(config.data.source)
+    if source.simulated:
+        log.info("[1/5] simulating %s -> %s", source.announce(**_sections(config, source.reads)), raw)
+        log.info("simulated: %s", source.describe(simulate(config, raw)))
     log.info("[2/5] preprocessing (Beam %s runner) -> %s", config.preprocess.runner, data)
     report = preprocess(config, data, raw_dir=raw)
     log.info("preprocessed: %d read, %d generated, %d written, %d rejected (%.1f rows/s)", report["rows_read"],

@@ -1,8 +1,11 @@
 """Preprocessing: raw logs -> validated, split, transformed TFRecord shards (Apache Beam + TFT).
 
-``job`` wires the Beam job; ``sources`` / ``aliccp`` / ``ratings`` read, ``validation`` types and
-rejects, ``splits`` assigns, ``sink`` + ``encode`` write, ``report`` reconciles, ``runners`` picks
-the Beam runner. ``simulate`` / ``simulate_ratings`` generate data with known truth.
+``config`` holds the stage's sections; ``inputs`` is the source registry (``sources/`` find and read
+each source's inputs, ``formats`` reads one file: csv, parquet, whitespace, matrix); ``tasks`` says
+what each task's labels mean; ``job`` wires the Beam job: ``read`` reads and validates
+(``validation``, ``columns``), ``splits`` assigns, ``sink`` + ``encode`` write, ``spill`` keeps the
+first pass for the second, ``report`` reconciles, ``runners`` picks the Beam runner.
+``simulators/`` generate data with known truth.
 """
 import os
 

@@ -1,12 +1,15 @@
 """The pipeline stage's config sections: the simulators' worlds, where the raw data come from, and the
-Beam job's settings (``simulate``, ``simulate_ratings``, ``data``, ``preprocess``)."""
+Beam job's settings (``simulate``, ``simulate_ratings``, ``data``, ``preprocess``), and
+:class:`PreprocessSections`, the view of them (with ``features`` and ``labels``) the job is given."""
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Literal, Optional, Union
 
 from pydantic import Field, field_validator, model_validator
 
-from transforms.schema import Section
+from pipeline.inputs import SOURCES, get_source
+from transforms.schema import FeatureConfig, LabelsConfig, Section
 
 
 class SimulateConfig(Section):
@@ -90,7 +93,7 @@ class RatingsConfig(Section):
 
 
 class SimulateRatingsConfig(Section):
-    """The MNAR ratings world of ``pipeline.simulate_ratings`` (``data.source: simulated_ratings``)."""
+    """The MNAR ratings world of ``pipeline.simulators.ratings`` (``data.source: simulated_ratings``)."""
 
     n_users: int = Field(600, gt=0)
     n_items: int = Field(300, gt=1)
@@ -111,18 +114,12 @@ class SimulateRatingsConfig(Section):
 
 
 class DataConfig(Section):
-    """Where the raw rows come from. ``source`` picks the reader; features and labels pick the columns.
-
-    simulated: the simulator's shards under ``--input`` (exposures, or surveys when labels.task is survey);
-    csv / parquet / survey / aliccp_processed: files with a header (CSV) whose columns are declared in
-    ``features`` and ``labels``; aliccp_raw: the raw Ali-CCP release (see ``aliccp``); ratings: see ``ratings``;
-    simulated_ratings: the ratings simulator's MNAR train and MAR test triplets under ``--input``
-    (``ctrcvr simulate`` writes them, world in ``simulate_ratings``), read as ``ratings`` triplets.
+    """Where the raw rows come from. ``source`` picks the inputs and their reader (the registry in
+    ``pipeline.inputs`` names and describes every source); features and labels pick the columns.
     ``test_files`` become their own ``test`` split (e.g. the MAR test set of a ratings dataset).
     """
 
-    source: Literal["simulated", "csv", "parquet", "survey", "aliccp_processed", "aliccp_raw",
-                    "ratings", "simulated_ratings"] = "simulated"
+    source: str = Field("simulated", description="one of the sources of pipeline.inputs: " + ", ".join(SOURCES))
     train_files: list[str] = []
     eval_files: list[str] = []
     test_files: list[str] = []
@@ -131,14 +128,23 @@ class DataConfig(Section):
     aliccp: AliccpRawConfig = AliccpRawConfig()
     ratings: RatingsConfig = RatingsConfig()
 
-    @model_validator(mode="after")
-    def _check_ratings(self):
-        if self.ratings.unobserved != 0 and self.source not in ("ratings", "simulated_ratings"):
-            raise ValueError(f"ratings.unobserved applies to the ratings sources, not to source {self.source!r}")
-        if self.source == "simulated_ratings" and self.split.by == "files":
-            raise ValueError("source 'simulated_ratings' writes one MNAR file: split it by hash, not by files")
-        return self
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, value):
+        get_source(value)  # UnknownSource (a ValueError) names the known ones
+        return value
 
+    @model_validator(mode="after")
+    def _check_source(self):
+        source = get_source(self.source)
+        if self.ratings.unobserved != 0 and not source.ratings:
+            ratings = ", ".join(n for n, s in SOURCES.items() if s.ratings)
+            raise ValueError(f"ratings.unobserved applies to the ratings sources ({ratings}), not to source "
+                             f"{self.source!r}")
+        if not source.splits_by_files and self.split.by == "files":
+            raise ValueError(f"source {self.source!r} reads one train file, the simulator's: split it by hash, "
+                             "not by files")
+        return self
 
 
 class DataflowConfig(Section):
@@ -175,3 +181,18 @@ class PreprocessConfig(Section):
     max_reject_fraction: float = Field(0.01, ge=0, le=1)
     beam_options: dict[str, Any] = {}
     dataflow: DataflowConfig = DataflowConfig()
+
+
+@dataclasses.dataclass(frozen=True)
+class PreprocessSections:
+    """What the preprocess job reads: the ``data``, ``features``, ``labels`` and ``preprocess`` sections."""
+
+    data: DataConfig
+    features: tuple[FeatureConfig, ...]
+    labels: LabelsConfig
+    preprocess: PreprocessConfig
+
+    @classmethod
+    def of(cls, config) -> "PreprocessSections":
+        """The sections of anything that has them (the root config)."""
+        return cls(config.data, tuple(config.features), config.labels, config.preprocess)

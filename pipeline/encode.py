@@ -113,18 +113,24 @@ def _float_entry(key: bytes, values: np.ndarray, n: int) -> list:
     return [(len(head), None, head, None), (4, None, _ZEROS[:4], lambda view: view.__setitem__(slice(None), data))]
 
 
-def _int_entry(key: bytes, values: np.ndarray, n: int) -> list:
-    # Feature = 0x1A (2 + lp) (Int64List = 0x0A lp varint): entry = 2 + len(key) + 2 + 4 + lp
-    u = values.astype(np.int64).view(np.uint64)
-    lp, width = _varint_lengths(u)
-    head, k = _header(key, bytes([0, 0x1A, 0, 0x0A, 0])), len(key)
-
+def _fill_lengths(k: int, lp):
+    """Fills an entry header's four lengths (entry, Feature, list, payload) for a key of ``k`` bytes and
+    payloads of ``lp`` bytes per row: the layout every 1-byte-varint entry shares."""
     def fill_head(view):
         view[:, 1] = 8 + k + lp
         view[:, 5 + k] = 4 + lp
         view[:, 7 + k] = 2 + lp
         view[:, 9 + k] = lp
-    return [(len(head), None, head, fill_head), (width, lp, _ZEROS[:width], lambda view: _write_varints(view, u, lp))]
+    return fill_head
+
+
+def _int_entry(key: bytes, values: np.ndarray, n: int) -> list:
+    # Feature = 0x1A (2 + lp) (Int64List = 0x0A lp varint): entry = 2 + len(key) + 2 + 4 + lp
+    u = values.astype(np.int64).view(np.uint64)
+    lp, width = _varint_lengths(u)
+    head = _header(key, bytes([0, 0x1A, 0, 0x0A, 0]))
+    return [(len(head), None, head, _fill_lengths(len(key), lp)),
+            (width, lp, _ZEROS[:width], lambda view: _write_varints(view, u, lp))]
 
 
 def _int_list_entry(key: bytes, offsets: np.ndarray, values: np.ndarray, n: int) -> Optional[list]:
@@ -141,20 +147,14 @@ def _int_list_entry(key: bytes, offsets: np.ndarray, values: np.ndarray, n: int)
     start = ends - lengths - np.concatenate([[0], ends])[offsets[:-1]][parent]  # offset within the row
     digits = np.empty((len(u), width), dtype=np.uint8)
     _write_varints(digits, u, lengths)
-    head, k = _header(key, bytes([0, 0x1A, 0, 0x0A, 0])), len(key)
+    head = _header(key, bytes([0, 0x1A, 0, 0x0A, 0]))
     total = max(int(lp.max()) if n else 0, 1)
-
-    def fill_head(view):
-        view[:, 1] = 8 + k + lp
-        view[:, 5 + k] = 4 + lp
-        view[:, 7 + k] = 2 + lp
-        view[:, 9 + k] = lp
 
     def fill_digits(view):
         for j in range(width):
             has = lengths > j
             view[parent[has], start[has] + j] = digits[has, j]
-    return [(len(head), None, head, fill_head), (total, lp, np.zeros(total, np.uint8), fill_digits)]
+    return [(len(head), None, head, _fill_lengths(len(key), lp)), (total, lp, np.zeros(total, np.uint8), fill_digits)]
 
 
 def _bytes_entry(key: bytes, values: pa.Array, n: int) -> Optional[list]:
@@ -166,18 +166,12 @@ def _bytes_entry(key: bytes, values: pa.Array, n: int) -> Optional[list]:
     width = int(lengths.max()) if n else 0
     if len(key) + width > _MAX_SHORT:
         return None
-    head, k = _header(key, bytes([0, 0x0A, 0, 0x0A, 0])), len(key)
-
-    def fill_head(view):
-        view[:, 1] = 8 + k + lengths
-        view[:, 5 + k] = 4 + lengths
-        view[:, 7 + k] = 2 + lengths
-        view[:, 9 + k] = lengths
+    head = _header(key, bytes([0, 0x0A, 0, 0x0A, 0]))
 
     def fill_data(view):
         flat = np.frombuffer(values.buffers()[2], dtype=np.uint8)
         view[:] = flat[np.minimum(offsets[:-1, None] + np.arange(width), len(flat) - 1)]
-    return [(len(head), None, head, fill_head)] + ([(width, lengths, np.zeros(width, np.uint8), fill_data)]
+    return [(len(head), None, head, _fill_lengths(len(key), lengths))] + ([(width, lengths, np.zeros(width, np.uint8), fill_data)]
                                                     if width else [])
 
 

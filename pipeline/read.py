@@ -17,10 +17,10 @@ import numpy as np
 import pyarrow as pa
 from apache_beam.metrics import Metrics
 
-from ctrcvr.config import Config
 from pipeline import splits
+from pipeline.config import SplitConfig
+from pipeline.inputs import reader_for
 from pipeline.report import MILLI, SPLITS
-from pipeline.sources import reader_for
 from pipeline.spill import SpillFile
 from pipeline.validation import RowValidator, to_record_batches
 
@@ -31,14 +31,13 @@ SPLIT_COLUMN = "__split__"  # which split a record batch belongs to; TFT passes 
 class ValidateSplit(beam.DoFn):
     """Chunks -> record batches of one split each (named in SPLIT_COLUMN), and tagged JSON rejects.
     With ``count`` (in the one pass that counts) every row is counted as read and as written to a
-    split or rejected for a reason."""
+    split or rejected for a reason. ``split`` is ``data.split``, ``rows`` the rows per record batch,
+    ``labels`` the (selection, outcome) columns whose sums the report shows per split."""
 
-    def __init__(self, validator: RowValidator, config: Config, tft_schema: pa.Schema, count: bool,
-                 outputs=SPLITS):
+    def __init__(self, validator: RowValidator, split: SplitConfig, rows: int, labels: tuple[str, str],
+                 tft_schema: pa.Schema, count: bool, outputs=SPLITS):
         self._validator, self._count, self._outputs = validator, count, outputs
-        self._split = config.data.split
-        self._rows = config.preprocess.batch_rows
-        self._labels = (config.labels.selection, config.labels.outcome)
+        self._split, self._rows, self._labels = split, rows, labels
         self._tft_schema = tft_schema
 
     def process(self, element):
@@ -51,7 +50,7 @@ class ValidateSplit(beam.DoFn):
         path, file_split, table, rows, rejects = element
         outputs, counts = [], collections.Counter()
         self._rejects(rejects, outputs, counts)
-        generated = getattr(path, "generated", False)  # rows no file holds (pipeline.ratings.UnobservedPairs)
+        generated = getattr(path, "generated", False)  # rows no file holds (sources.unobserved.UnobservedPairs)
         counts["rows_generated" if generated else "rows_read"] += table.num_rows + len(rejects)
         if table.num_rows == 0:
             return outputs, counts

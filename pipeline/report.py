@@ -1,9 +1,10 @@
 """The run report: counts that reconcile (rows read + generated = written + rejected), label rates
 per split, vocabulary sizes, timing; as ``report.json`` and as a table for the console.
 
-Generated rows are the unobserved ratings pairs ``data.ratings.unobserved`` adds (``pipeline.ratings``):
-no file holds them, so they are counted apart from the rows read, overall and per split (a split's
-``generated`` rows are part of its ``rows``); without them the identity is rows read = written + rejected.
+Generated rows are the unobserved ratings pairs ``data.ratings.unobserved`` adds
+(``pipeline.sources.unobserved``): no file holds them, so they are counted apart from the rows read,
+overall and per split (a split's ``generated`` rows are part of its ``rows``); without them the
+identity is rows read = written + rejected.
 """
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ import tensorflow_transform as tft
 from ctrcvr import workflow
 from ctrcvr.config import load_config
 from ctrcvr.serving.check import serve_check
-from pipeline.simulate_ratings import TRIPLET_FILES
+from pipeline.simulators.ratings import TRIPLET_FILES
 from tests.conftest import REPO
 from trainer.evaluation import evaluate
 from ctrcvr.serving.client import to_raw_examples

@@ -3,12 +3,14 @@ import glob
 import json
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
 from ctrcvr.config import config_from_dict
+from pipeline.config import PreprocessSections
+from pipeline.inputs import resolve_inputs
 from pipeline.job import PreprocessFailed, run_preprocess
-from pipeline.sources import resolve_inputs
 
 REPO = Path(__file__).resolve().parent.parent.parent
 FIXTURES = REPO / "tests" / "fixtures"
@@ -38,12 +40,19 @@ BAD_CONFIG = config_from_dict({
 def run_job(config, out, raw_dir=None):
     """Runs the job; returns (report, the PreprocessFailed raised or None)."""
     try:
-        run_preprocess(config, resolve_inputs(config.data, raw_dir, task=config.labels.task, seed=config.seed),
-                       out, overwrite=True)
+        run_preprocess(PreprocessSections.of(config),
+                       resolve_inputs(config.data, raw_dir, task=config.labels.task, seed=config.seed), out)
         failure = None
     except PreprocessFailed as err:
         failure = err
     return json.loads((Path(out) / "report.json").read_text()), failure
+
+
+def read_all(reader, path, rows=4):
+    """Every chunk ``reader`` reads from ``path``: ({column: values}, row numbers, rejects)."""
+    chunks = list(reader.chunks(str(path), rows))
+    table = {c: sum((ch.table.column(c).to_pylist() for ch in chunks), []) for c in chunks[0].table.column_names}
+    return table, np.concatenate([ch.rows for ch in chunks]), [r for ch in chunks for r in ch.rejects]
 
 
 def read_split(out, split: str) -> dict:

@@ -1,5 +1,5 @@
 """The Beam job end to end on tiny inputs: a bad-input corpus where every row is accounted for,
-survey and ratings TFRecords read back, the real Ali-CCP sample, refusal to overwrite.
+survey and ratings TFRecords read back, the real Ali-CCP sample.
 
 Each module fixture runs the job once (5-10 s each on the local runner); tests share them.
 """
@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 from ctrcvr.config import load_config
-from pipeline.job import PreprocessFailed, run_preprocess
-from pipeline.sources import resolve_inputs
+from pipeline.job import PreprocessFailed
 from tests.conftest import REAL_DATA
 from tests.pipeline.helpers import (BAD_CONFIG, BAD_CSV, BAD_LINES, FIXTURES, GOOD_IDS, REPO, by_key, read_split,
                                     rejects, run_job, vocabulary)
@@ -62,14 +61,6 @@ def test_good_rows_are_transformed_and_labels_keys_pass_through(bad_run):
     assert not {"click_xf", "conversion_xf", "exposure_id_xf"} & set(train)
     report = bad_run["report"]["splits"]
     assert report["train"]["rows"] + report["eval"]["rows"] == len(GOOD_IDS)
-
-
-def test_rerun_into_a_non_empty_output_dir_refuses_without_overwrite(bad_run):
-    out = bad_run["out"]
-    before = sorted(p.name for p in out.iterdir())
-    with pytest.raises(FileExistsError, match="--overwrite"):
-        run_preprocess(BAD_CONFIG, resolve_inputs(BAD_CONFIG.data), out)
-    assert sorted(p.name for p in out.iterdir()) == before and (out / "report.json").is_file()
 
 
 # ---------------------------------------------------------------------- survey

@@ -48,8 +48,9 @@ def test_setup_py_ships_every_package_the_workers_import():
         sdist = Stager._build_setup_package(str(REPO / "setup.py"), temp)
         with tarfile.open(sdist) as tar:
             names = {Path(*Path(n).parts[1:]).as_posix() for n in tar.getnames()}
-    for module in ("ctrcvr/config.py", "pipeline/job.py", "pipeline/sink.py", "pipeline/aliccp.py",
-                   "transforms/schema.py", "transforms/preprocessing.py", "transforms/vocabulary.py", "trainer/model/layers.py", "setup.py"):
+    for module in ("ctrcvr/config.py", "pipeline/job.py", "pipeline/sink.py", "pipeline/sources/aliccp.py",
+                   "pipeline/simulators/exposures.py", "transforms/schema.py", "transforms/preprocessing.py",
+                   "transforms/vocabulary.py", "trainer/model/layers.py", "setup.py"):
         assert module in names, module
     assert not any(n.startswith("tests/") for n in names)
 

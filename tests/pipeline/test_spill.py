@@ -6,6 +6,7 @@ import pyarrow as pa
 import pytest
 from apache_beam.pvalue import TaggedOutput
 
+from pipeline.config import PreprocessSections
 from pipeline.job import build_pipeline, make_validator
 from pipeline.read import SPLIT_COLUMN, ReadValidateSplit
 from pipeline.spill import SpillFile, read_spilled
@@ -30,9 +31,11 @@ def test_a_spill_file_gives_back_its_batches_and_is_made_only_when_written(tmp_p
 
 def test_the_first_pass_spills_every_split_and_hands_on_the_train_rows_only(tmp_path):
     schema = Schema.from_config(BAD_CONFIG)
-    validator = make_validator(BAD_CONFIG, schema)
+    validator = make_validator(PreprocessSections.of(BAD_CONFIG), schema)
     arrow = validator.arrow_schema(list(schema.raw_feature_spec())).append(pa.field(SPLIT_COLUMN, pa.list_(pa.binary())))
-    read = ReadValidateSplit(BAD_CONFIG.data, list(validator.kinds), validator, BAD_CONFIG, arrow, count=True,
+    labels = (BAD_CONFIG.labels.selection, BAD_CONFIG.labels.outcome)
+    read = ReadValidateSplit(BAD_CONFIG.data, list(validator.kinds), validator, BAD_CONFIG.data.split,
+                             BAD_CONFIG.preprocess.batch_rows, labels, arrow, count=True,
                              spill_dir=str(tmp_path), downstream=("train",))
     out = list(read.process((str(BAD_CSV), None)))
     handed_on = [o for o in out if isinstance(o, pa.RecordBatch)]
@@ -82,7 +85,7 @@ def test_the_read_back_batches_stream_through_the_transform_in_one_stage(tmp_pat
     """The runner must not materialise the second pass's batches (memory would grow with the rows):
     reading them back, transforming and writing are one fused stage, as the local runner plans it."""
     with tft_beam.Context(temp_dir=str(tmp_path / "tmp"), passthrough_keys={SPLIT_COLUMN}):
-        pipeline = build_pipeline(BAD_CONFIG, [(str(BAD_CSV), None)], str(tmp_path / "out"),
+        pipeline = build_pipeline(PreprocessSections.of(BAD_CONFIG), [(str(BAD_CSV), None)], str(tmp_path / "out"),
                                   spill_dir=str(tmp_path / "spill"))
         _, stages = FnApiRunner().create_stages(pipeline.to_runner_api())
     names = [{t.unique_name for t in stage.transforms} for stage in stages]

@@ -10,7 +10,7 @@ KINDS = {"user": "string", "price": "float", "click": "int", "conversion": "int"
 
 def _validator(**kw):
     return RowValidator(kinds={**KINDS, **kw.pop("kinds", {})}, defaults=kw.pop("defaults", {}),
-                        click="click", conversion="conversion", **kw)
+                        selection="click", outcome="conversion", **kw)
 
 
 def _table(rows, columns=tuple(KINDS), kind=pa.string()):
@@ -84,7 +84,7 @@ def test_multivalued_text_is_split_and_may_be_empty():
 ])
 def test_survey_rules(responded, rating, reason):
     v = RowValidator(kinds={"user": "string", "responded": "int", "rating": "float"}, task="survey",
-                     click="responded", conversion="rating", optional=("rating",))
+                     selection="responded", outcome="rating", optional=("rating",))
     clean, rejects, _ = v.validate(_table([["u", responded, rating]], columns=("user", "responded", "rating")), "f")
     assert [r.reason for r in rejects] == ([reason] if reason else [])
     if not reason:
@@ -93,7 +93,7 @@ def test_survey_rules(responded, rating, reason):
 
 def test_ratings_labels_are_derived_from_the_rating():
     v = RowValidator(kinds={"user": "string", "rating": "float", "observed": "int", "label": "int"}, task="ratings",
-                     click="observed", conversion="label", rating_column="rating", rating_threshold=3)
+                     selection="observed", outcome="label", rating_column="rating", rating_threshold=3)
     table = _table([["u", r] for r in ("5", "3", "0", "4", "9")], columns=("user", "rating"))
     clean, rejects, _ = v.validate(table, "f")
     assert [r.reason for r in rejects] == ["label_out_of_range:rating"]

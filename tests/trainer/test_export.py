@@ -20,8 +20,9 @@ import tensorflow_transform as tft
 from ctrcvr import workflow
 from ctrcvr.config import config_from_dict
 from ctrcvr.serving.check import serve_check
+from pipeline.config import PreprocessSections
+from pipeline.inputs import resolve_inputs, sample_rows
 from pipeline.job import run_preprocess
-from pipeline.sources import resolve_inputs, sample_rows
 from ctrcvr.serving.client import PADDING, to_raw_examples, to_raw_tensors
 from ctrcvr.serving.warmup import read_warmup_requests, warmup_requests, write_warmup_requests
 from trainer.train import train
@@ -70,7 +71,7 @@ def exported(tmp_path_factory):
         "export": {"warmup_examples": 6},
     })
     data, model_dir, root = tmp / "xf", tmp / "model", tmp / "serving"
-    run_preprocess(config, resolve_inputs(config.data), data)
+    run_preprocess(PreprocessSections.of(config), resolve_inputs(config.data), data)
     model = train(workflow.trainer_spec(config), data, model_dir)
     version = workflow.export(config, data, model_dir, root, model=model)
     rows = sample_rows(config.data, str(eval_csv), 40)   # raw rows as the reader gives them (text cells)

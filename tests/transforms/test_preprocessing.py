@@ -29,14 +29,19 @@ ROWS = [
 ]
 
 
+def _analyze_and_transform(config, rows, temp_dir) -> list[dict]:
+    """``rows`` through preprocessing_fn, analysed on themselves (TFT's in-memory Beam)."""
+    schema = Schema.from_config(config)
+    metadata = tft.DatasetMetadata.from_feature_spec(schema.raw_feature_spec())
+    with tft_beam.Context(temp_dir=str(temp_dir)):
+        (out, _), _ = ((rows, metadata)
+                       | tft_beam.AnalyzeAndTransformDataset(functools.partial(preprocessing_fn, schema=schema)))
+    return out
+
+
 @pytest.fixture(scope="module")
 def transformed(tmp_path_factory):
-    schema = Schema.from_config(CONFIG)
-    metadata = tft.DatasetMetadata.from_feature_spec(schema.raw_feature_spec())
-    with tft_beam.Context(temp_dir=str(tmp_path_factory.mktemp("tft"))):
-        (rows, _), _ = ((ROWS, metadata)
-                        | tft_beam.AnalyzeAndTransformDataset(functools.partial(preprocessing_fn, schema=schema)))
-    return sorted(rows, key=lambda r: r["age_xf"])
+    return sorted(_analyze_and_transform(CONFIG, ROWS, tmp_path_factory.mktemp("tft")), key=lambda r: r["age_xf"])
 
 
 def test_vocabulary_orders_by_frequency_and_thresholds_to_oov(transformed):
@@ -86,13 +91,7 @@ MULTI_ROWS = [
 
 @pytest.fixture(scope="module")
 def multi(tmp_path_factory):
-    schema = Schema.from_config(MULTI)
-    metadata = tft.DatasetMetadata.from_feature_spec(schema.raw_feature_spec())
-    with tft_beam.Context(temp_dir=str(tmp_path_factory.mktemp("tft"))):
-        (rows, _), transform_fn = ((MULTI_ROWS, metadata)
-                                   | tft_beam.AnalyzeAndTransformDataset(functools.partial(preprocessing_fn,
-                                                                                           schema=schema)))
-    return rows
+    return _analyze_and_transform(MULTI, MULTI_ROWS, tmp_path_factory.mktemp("tft"))
 
 
 def test_multivalued_features_are_variable_length_in_raw_and_serving_specs():

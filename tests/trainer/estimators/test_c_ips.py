@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from pipeline.config import SimulateRatingsConfig
 from trainer.config import ModelConfig
-from pipeline.simulate_ratings import simulate_ratings
+from pipeline.simulators.ratings import simulate_ratings
 from trainer.estimators.c_ips import RatingsData, fit_c_ips, score
 from trainer.estimators.c_ips.stratification import cluster_propensities, clustering_loss, soft_assignment, target_distribution
 

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 
 from ctrcvr.config import config_from_dict, load_config
-from pipeline.ratings import UNRATED, UnobservedPairs
+from pipeline.inputs import reader_for, resolve_inputs
 from pipeline.report import format_report
-from pipeline.sources import reader_for, resolve_inputs
+from pipeline.sources.unobserved import UNRATED, UnobservedPairs
 from tests.pipeline.helpers import FIXTURES, REPO, read_split, run_job, vocabulary
 
 TRAIN, TEST, MATRIX = FIXTURES / "ratings/train.csv", FIXTURES / "ratings/test.tsv", FIXTURES / "ratings/matrix.ascii"

@@ -3,7 +3,7 @@ import pyarrow as pa
 import pytest
 
 from ctrcvr.config import config_from_dict
-from pipeline.aliccp import parse_feature_lists
+from pipeline.sources.aliccp import parse_feature_lists
 from tests.pipeline.helpers import FIXTURES, by_key, read_split, rejects, run_job, vocabulary
 
 RAW = FIXTURES / "aliccp_raw"

@@ -16,6 +16,10 @@ separators, or undecodable), ``feature_num_mismatch`` (feature_num is not the it
 ``missing_common_features`` (no common-features row has the skeleton's md5). A bad common-features
 line is counted under ``common_features:`` in the report and written to the rejects file; the
 skeleton rows that needed it are then rejected as ``missing_common_features``.
+
+As a source (``aliccp_raw``): the skeleton files are the configured train / eval / test files,
+``read_raw`` is the job's reading step (the keyed join), ``sample_raw`` gives a skeleton file's
+first rows with their own features parsed.
 """
 from __future__ import annotations
 
@@ -26,13 +30,36 @@ import pyarrow.compute as pc
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from pipeline.sources import Reader
+from pipeline.formats import Reader
+from pipeline.sources.files import expand_patterns, first_rows, text_frame
 from pipeline.validation import Reject
 
 SKELETON = ("sample_id", "click", "conversion", "common_feature_md5", "feature_num", "feature_list")
 COMMON = ("common_feature_md5", "feature_num", "feature_list")
 MD5 = "common_feature_md5"
 _ITEM = r"^(?P<field>[^\x01\x02\x03]+)\x02(?P<fid>[^\x01\x02\x03]*)\x03(?P<value>[^\x01\x02\x03]*)$"
+
+
+def skeleton_reader(data, path, columns=None) -> Reader:
+    """The reader of a skeleton file (no header)."""
+    return Reader("csv", header=False, names=SKELETON)
+
+
+def read_raw(data, features, inputs: list, columns: list[str], rows: int) -> "ReadAliccpRaw":
+    """The job's reading step for ``inputs`` (the skeleton files): PBegin -> (chunks, rejects)."""
+    return ReadAliccpRaw(inputs, expand_patterns(data.aliccp.common_features), columns,
+                         {f.name for f in features if f.multivalued}, rows, data.aliccp.join_buckets)
+
+
+def sample_raw(data, path: str, n: int):
+    """The first ``n`` skeleton rows of ``path`` with their own (not the common) features parsed."""
+    skeleton = first_rows(skeleton_reader(data, path), path, n)
+    if skeleton is None:
+        return None
+    fields = sorted({item.split("\x02")[0] for line in skeleton.column("feature_list").to_pylist()
+                     for item in line.decode("utf-8", "replace").split("\x01") if "\x02" in item})
+    columns, _ = parse_feature_lists(skeleton, fields, set())
+    return text_frame(pa.table({"sample_id": skeleton.column("sample_id"), **columns}))
 
 
 def parse_feature_lists(table: pa.Table, columns: list[str], multivalued: set[str]):

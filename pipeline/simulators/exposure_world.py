@@ -1,4 +1,4 @@
-"""Causal simulator of exposure -> click -> conversion logs, plus satisfaction surveys.
+"""The exposures world: users, items, and the structural equations of clicks, conversions and surveys.
 
 World: users have ``user_age`` 0..6, ``user_gender`` 0..2, ``user_city`` 0..19, a lognormal activity
 weight and latent factors; items have ``item_category`` 0..29, ``item_brand`` 0..99, a lognormal
@@ -36,35 +36,14 @@ conversion factors); gt_response_prob = sigma(b + response_satisfaction_slope (g
 + device effect + noise), b calibrated so its mean over impressions is ``response_rate``; responded ~
 Bernoulli; rating = round(clip(gt_satisfaction + noise, 1, 5)) for responders, null otherwise.
 
-Output: ``out_dir/{exposures,surveys}/part-NNNNN.{csv,parquet}``, one shard per chunk of ``chunk_rows``
-exposures, and ``out_dir/simulation.json`` (the summary). RNG streams: world (seed, 0), pilot (seed, 2),
-chunk k (seed, 1, k), so the files are a deterministic function of seed and config.
+Which columns the simulation writes, and in which files, is ``pipeline.simulators.exposures``.
 """
 from __future__ import annotations
 
-import json
-import logging
-import shutil
-import time
-from pathlib import Path
-from typing import Callable, Union
-
 import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from pipeline.config import SimulateConfig
-
-log = logging.getLogger(__name__)
-
-CONTEXT_COLUMNS = ["day", "user_id", "item_id", "user_age", "user_gender", "user_city", "item_category",
-                   "item_brand", "item_price", "hour", "device", "position"]
-EXPOSURE_COLUMNS = ["exposure_id", *CONTEXT_COLUMNS, "click", "conversion", "gt_ctr", "gt_cvr", "gt_conversion"]
-SURVEY_COLUMNS = ["survey_id", "exposure_id", *CONTEXT_COLUMNS, "responded", "rating", "gt_satisfaction",
-                  "gt_response_prob"]
-DEVICES = np.array(["ios", "android", "pc"])
+from pipeline.simulators._common import bisect, sigmoid
 
 _DEVICE_P, _DEVICE_CLICK, _DEVICE_RESPONSE = [0.45, 0.40, 0.15], np.array([0.1, 0.0, -0.25]), np.array([0.0, -0.1, 0.2])
 _HOUR_P = (1 + 0.6 * np.cos(2 * np.pi * (np.arange(24) - 20) / 24)) / 24
@@ -76,53 +55,11 @@ _FACTOR_MECHANISMS = ("click", "conv", "sat")  # these also have latent factors 
 _FACTOR_WEIGHT = 0.8  # of the factor product in the click and the conversion logit
 
 
-def simulate(config: SimulateConfig, out_dir: Union[str, Path], seed: int, overwrite: bool = False) -> dict:
-    """Simulates ``config.n_exposures`` exposures (and their surveys) into ``out_dir``; returns the summary."""
-    out = Path(out_dir)
-    _prepare_out_dir(out, overwrite)
-    started, n = time.perf_counter(), config.n_exposures
-    users, items = _make_world(config, np.random.default_rng([seed, 0]))
-    intercepts = _calibrate(users, items, config, np.random.default_rng([seed, 2]))
-    log.info("calibrated intercepts %s", intercepts)
-    sums: dict = {}
-    files = {name: {fmt: [] for fmt in config.formats} for name in ("exposures", "surveys")}
-    for k, start in enumerate(range(0, n, config.chunk_rows)):
-        stop = min(start + config.chunk_rows, n)
-        rng = np.random.default_rng([seed, 1, k])  # chunk k's own stream
-        frames = _simulate_chunk(users, items, config, intercepts, rng, start, stop, sums.get("surveys", 0))
-        for key, value in _chunk_sums(*frames).items():
-            sums[key] = sums.get(key, 0) + value
-        for name, frame in zip(("exposures", "surveys"), frames):
-            for fmt, path in _write_shard(frame, out / name, k, config.formats).items():
-                files[name][fmt].append(path.relative_to(out).as_posix())
-        log.info("chunk %d: %d / %d rows (%.0f rows/s)", k, stop, n, stop / (time.perf_counter() - started))
-    summary = {"seed": seed, "chunks": k + 1, **_summarise(sums), "intercepts": intercepts,
-               "columns": {"exposures": EXPOSURE_COLUMNS, "surveys": SURVEY_COLUMNS}, "files": files,
-               "config": config.model_dump(mode="json")}
-    (out / "simulation.json").write_text(json.dumps(summary, indent=2) + "\n")
-    log.info("simulated %d exposures in %.1f s into %s", n, time.perf_counter() - started, out)
-    return summary
-
-
-def _prepare_out_dir(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"output path {out} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            raise FileExistsError(f"output directory {out} is not empty; choose a new directory "
-                                  "or pass overwrite=True to replace a previous simulation there")
-        for name in ("exposures", "surveys"):  # only what this module writes
-            shutil.rmtree(out / name, ignore_errors=True)
-        (out / "simulation.json").unlink(missing_ok=True)
-    for name in ("exposures", "surveys"):
-        (out / name).mkdir(parents=True, exist_ok=True)
-
-
 def _zipf(n: int, exponent: float) -> np.ndarray:
     return np.arange(1, n + 1) ** -exponent / np.sum(np.arange(1, n + 1) ** -exponent)
 
 
-def _make_world(c: SimulateConfig, rng: np.random.Generator) -> tuple[dict, dict]:
+def make_world(c: SimulateConfig, rng: np.random.Generator) -> tuple[dict, dict]:
     """User and item tables: attributes, sampling weights ``p``, and per mechanism an offset and factors."""
     nu, ni, d = c.n_users, c.n_items, c.latent_dim
     users = {"age": rng.choice(7, nu, p=[0.08, 0.22, 0.25, 0.20, 0.13, 0.08, 0.04]),
@@ -164,7 +101,7 @@ def _decorrelate(users: dict, items: dict, rng: np.random.Generator) -> tuple[di
         weights = other["p"][ref] if n <= 2048 else np.ones(1024)
         a, b = (_log_mean_odds(table, other, m, ref, weights / weights.sum()) for m in ("click", "conv"))
         p, x = table["p"], b - table["p"] @ b
-        beta = _bisect(lambda s: (p @ np.exp(a - s * x)) * (p @ np.exp(b)) - p @ np.exp(a - s * x + b), 0.0, -3.0, 3.0)
+        beta = bisect(lambda s: (p @ np.exp(a - s * x)) * (p @ np.exp(b)) - p @ np.exp(a - s * x + b), 0.0, -3.0, 3.0)
         table["click"] = table["click"] - beta * x
     return users, items
 
@@ -190,7 +127,7 @@ def _term(users: dict, items: dict, mechanism: str, u: np.ndarray, i: np.ndarray
     return users[mechanism][u] + items[mechanism][i] + weight * _dot(users, items, mechanism, u, i)
 
 
-def _draw_exposures(users: dict, items: dict, c: SimulateConfig, rng: np.random.Generator,
+def draw_exposures(users: dict, items: dict, c: SimulateConfig, rng: np.random.Generator,
                     ids: np.ndarray, n_total: int) -> dict:
     n = len(ids)
     u, i = rng.choice(len(users["p"]), n, p=users["p"]), rng.choice(len(items["p"]), n, p=items["p"])
@@ -201,7 +138,7 @@ def _draw_exposures(users: dict, items: dict, c: SimulateConfig, rng: np.random.
             "position": rng.choice(20, n, p=_POSITION_P) + 1, "hidden": rng.standard_normal(n)}
 
 
-def _logits(users: dict, items: dict, c: SimulateConfig, e: dict) -> tuple[np.ndarray, np.ndarray]:
+def logits(users: dict, items: dict, c: SimulateConfig, e: dict) -> tuple[np.ndarray, np.ndarray]:
     """Click and conversion logits without their intercepts."""
     u, i = e["user_id"], e["item_id"]
     z = _Z_SD * (users["z"][u] + items["z"][i]) / np.sqrt(2.0)
@@ -222,103 +159,22 @@ def selectivity(position: np.ndarray, k: float) -> np.ndarray:
     return 1.0 + k * (depth - 0.5)
 
 
-def _response_logit(users: dict, items: dict, c: SimulateConfig, e: dict, rng: np.random.Generator):
+def response_logit(users: dict, items: dict, c: SimulateConfig, e: dict, rng: np.random.Generator):
     """True satisfaction (shares the conversion factors) and the response logit without its intercept."""
     u, i, n = e["user_id"], e["item_id"], len(e["user_id"])
     x = _term(users, items, "sat", u, i, 0.6) + 0.5 * _dot(users, items, "conv", u, i) + rng.normal(0.0, 0.3, n)
-    satisfaction = 1.0 + 4.0 * _sigmoid(x)
+    satisfaction = 1.0 + 4.0 * sigmoid(x)
     logit = c.response_satisfaction_slope * (satisfaction - 3.0) + _DEVICE_RESPONSE[e["device"]]
     return satisfaction, logit + rng.normal(0.0, 0.3, n)
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
-
-
-def _bisect(mean_at: Callable[[float], float], target: float, lo: float = -40.0, hi: float = 40.0) -> float:
-    """Where the increasing function ``mean_at`` equals ``target`` (an intercept, or beta above)."""
-    for _ in range(60):
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if mean_at(mid) < target else (lo, mid)
-    return 0.5 * (lo + hi)
-
-
-def _calibrate(users: dict, items: dict, c: SimulateConfig, rng: np.random.Generator) -> dict:
+def calibrate(users: dict, items: dict, c: SimulateConfig, rng: np.random.Generator) -> dict:
     """Intercepts hitting the target CTR, CVR among clicks and response rate on a pilot sample."""
-    e = _draw_exposures(users, items, c, rng, np.arange(_PILOT_ROWS), _PILOT_ROWS)
-    click, conv = _logits(users, items, c, e)
-    a_ctr = _bisect(lambda a: _sigmoid(a + click).mean(), c.ctr)
-    ctr = _sigmoid(a_ctr + click)  # surveys follow clicks, so clicks weight the pilot
-    a_cvr = _bisect(lambda a: np.average(_sigmoid(a + conv), weights=ctr), c.cvr)
-    response = _response_logit(users, items, c, e, rng)[1]
-    b = _bisect(lambda b: np.average(_sigmoid(b + response), weights=ctr), c.response_rate)
+    e = draw_exposures(users, items, c, rng, np.arange(_PILOT_ROWS), _PILOT_ROWS)
+    click, conv = logits(users, items, c, e)
+    a_ctr = bisect(lambda a: sigmoid(a + click).mean(), c.ctr)
+    ctr = sigmoid(a_ctr + click)  # surveys follow clicks, so clicks weight the pilot
+    a_cvr = bisect(lambda a: np.average(sigmoid(a + conv), weights=ctr), c.cvr)
+    response = response_logit(users, items, c, e, rng)[1]
+    b = bisect(lambda b: np.average(sigmoid(b + response), weights=ctr), c.response_rate)
     return {"a_ctr": a_ctr, "a_cvr": a_cvr, "b_response": b}
-
-
-def _simulate_chunk(users: dict, items: dict, c: SimulateConfig, intercepts: dict, rng: np.random.Generator,
-                    start: int, stop: int, first_survey_id: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    e = _draw_exposures(users, items, c, rng, np.arange(start, stop), c.n_exposures)
-    click_logit, conv_logit = _logits(users, items, c, e)
-    gt_ctr, gt_cvr = _sigmoid(intercepts["a_ctr"] + click_logit), _sigmoid(intercepts["a_cvr"] + conv_logit)
-    n = stop - start
-    click = (rng.random(n) < gt_ctr).astype(np.int64)
-    gt_conversion = (rng.random(n) < gt_cvr).astype(np.int64)
-    exposures = {**e, "click": click, "conversion": click * gt_conversion, "gt_ctr": gt_ctr, "gt_cvr": gt_cvr,
-                 "gt_conversion": gt_conversion}
-    surveyed = (click == 1) & (rng.random(n) < c.survey_share)
-    s = {k: v[surveyed] for k, v in e.items()}
-    satisfaction, logit = _response_logit(users, items, c, s, rng)
-    prob = _sigmoid(intercepts["b_response"] + logit)
-    responded = (rng.random(len(prob)) < prob).astype(np.int64)
-    rating = np.rint(np.clip(satisfaction + rng.normal(0.0, 0.3, len(prob)), 1, 5)).astype(np.int64)
-    surveys = {**s, "survey_id": first_survey_id + np.arange(len(prob)), "responded": responded,
-               "rating": pd.arrays.IntegerArray(rating, mask=responded == 0), "gt_satisfaction": satisfaction,
-               "gt_response_prob": prob}
-    return _frame(exposures, EXPOSURE_COLUMNS), _frame(surveys, SURVEY_COLUMNS)
-
-
-def _frame(columns: dict, order: list[str]) -> pd.DataFrame:
-    frame = pd.DataFrame({k: columns[k] for k in order})
-    frame["device"] = DEVICES[np.asarray(columns["device"], dtype=np.int64)]
-    floats = {"device", "rating", "item_price", "gt_ctr", "gt_cvr", "gt_satisfaction", "gt_response_prob"}
-    return frame.astype({k: np.int64 for k in order if k not in floats})
-
-
-def _write_shard(frame: pd.DataFrame, folder: Path, k: int, formats: list[str]) -> dict[str, Path]:
-    table = pa.Table.from_pandas(frame, preserve_index=False)  # strings as plain (not large) utf8:
-    table = table.cast(pa.schema([f.with_type(pa.string()) if pa.types.is_large_string(f.type) else f
-                                  for f in table.schema], metadata=table.schema.metadata))
-    paths = {fmt: folder / f"part-{k:05d}.{fmt}" for fmt in formats}
-    for fmt, path in paths.items():
-        if fmt == "csv":
-            pacsv.write_csv(table, path, pacsv.WriteOptions(quoting_style="none", quoting_header="none"))
-        else:
-            pq.write_table(table, path)
-    return paths
-
-
-def _chunk_sums(x: pd.DataFrame, s: pd.DataFrame) -> dict:
-    clicked, responded = x["click"].to_numpy() == 1, s["responded"].to_numpy() == 1
-    ctr, cvr, sat = x["gt_ctr"].to_numpy(), x["gt_cvr"].to_numpy(), s["gt_satisfaction"].to_numpy()
-    sums = {"rows": len(x), "clicks": clicked.sum(), "conversions": x["conversion"].sum(), "gt_ctr": ctr.sum(),
-            "gt_cvr": cvr.sum(), "gt_cvr_clicked": cvr[clicked].sum(), "gt_ctr_cvr": (ctr * cvr).sum(),
-            "surveys": len(s), "responses": responded.sum(), "gt_response_prob": s["gt_response_prob"].sum(),
-            "gt_satisfaction": sat.sum(), "gt_satisfaction_responders": sat[responded].sum()}
-    return {k: v.item() if isinstance(v, np.generic) else v for k, v in sums.items()}
-
-
-def _div(a, b):
-    return a / b if a is not None and b else None
-
-
-def _summarise(t: dict) -> dict:
-    mean_cvr, mean_cvr_clicked = _div(t["gt_cvr"], t["rows"]), _div(t["gt_cvr_clicked"], t["clicks"])
-    return {"rows": t["rows"], "clicks": t["clicks"], "conversions": t["conversions"],
-            "ctr": _div(t["clicks"], t["rows"]), "cvr_among_clicks": _div(t["conversions"], t["clicks"]),
-            "mean_gt_ctr": _div(t["gt_ctr"], t["rows"]), "mean_gt_cvr_all": mean_cvr,
-            "mean_gt_cvr_clicked": mean_cvr_clicked, "selection_bias_ratio": _div(mean_cvr_clicked, mean_cvr),
-            "selection_bias_ratio_expected": _div(_div(t["gt_ctr_cvr"], t["gt_ctr"]), mean_cvr),  # ctr-weighted
-            "surveys": t["surveys"], "responses": t["responses"], "response_rate": _div(t["responses"], t["surveys"]),
-            "mean_gt_response_prob": _div(t["gt_response_prob"], t["surveys"]),
-            "mean_gt_satisfaction_all": _div(t["gt_satisfaction"], t["surveys"]),
-            "mean_gt_satisfaction_responders": _div(t["gt_satisfaction_responders"], t["responses"])}

@@ -1,4 +1,4 @@
-"""Tests of the causal simulator (pipeline/simulate.py): bias knobs, levels, surveys, files.
+"""Tests of the causal simulator (pipeline/simulators/exposures.py): bias knobs, levels, surveys, files.
 
 Tolerances come from the spread over 16 seeds of the same tiny configs (measured once):
 unbiased run: selection-bias ratio 0.996 +- 0.016, ctr 0.200 +- 0.002, cvr among clicks
@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from pipeline.config import SimulateConfig
-from pipeline.simulate import EXPOSURE_COLUMNS, SURVEY_COLUMNS, simulate
+from pipeline.simulators.exposures import EXPOSURE_COLUMNS, SURVEY_COLUMNS, simulate
 
 WORLD = dict(n_users=300, n_items=200, survey_share=1.0, response_rate=0.2, formats=["parquet"])
 BIASED = dict(WORLD, n_exposures=40_000, chunk_rows=20_000)  # default ctr, cvr, selection_bias=1, slope=1
@@ -164,7 +164,7 @@ def test_one_shard_per_chunk_and_summary_lists_them(tiny):
     assert json.loads((out / "simulation.json").read_text()) == summary
 
 
-# ----------------------------------------------------------------------------- determinism and refusal
+# ----------------------------------------------------------------------------- determinism
 def test_same_seed_same_bytes_other_seed_other_data(tiny, tmp_path):
     out, _ = tiny
     simulate(SimulateConfig(**TINY), tmp_path / "again", seed=11)
@@ -172,17 +172,3 @@ def test_same_seed_same_bytes_other_seed_other_data(tiny, tmp_path):
         assert (tmp_path / "again" / path.relative_to(out)).read_bytes() == path.read_bytes(), path
     simulate(SimulateConfig(**TINY), tmp_path / "other", seed=12)
     assert not _read(out, "exposures").equals(_read(tmp_path / "other", "exposures"))
-
-
-def test_refuses_a_non_empty_directory_unless_overwrite(tmp_path):
-    small = SimulateConfig(**dict(TINY, n_exposures=1_500))
-    (tmp_path / "empty").mkdir()
-    simulate(small, tmp_path / "empty", seed=1)  # an existing empty directory is fine
-    (tmp_path / "busy").mkdir()
-    (tmp_path / "busy" / "notes.txt").write_text("mine")
-    with pytest.raises(FileExistsError, match="not empty"):
-        simulate(small, tmp_path / "busy", seed=1)
-    summary = simulate(small.model_copy(update={"n_exposures": 500}), tmp_path / "empty", seed=1, overwrite=True)
-    assert sorted(p.name for p in (tmp_path / "empty" / "exposures").iterdir()) == [
-        "part-00000.csv", "part-00000.parquet"]  # stale shards of the earlier run are gone
-    assert summary["rows"] == 500

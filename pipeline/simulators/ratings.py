@@ -13,9 +13,9 @@ per test user drawn uniformly at random, with their true ratings, whatever was o
 
 ``simulate_ratings`` returns DataFrames ``train`` (MNAR, observed pairs, with the true observation
 probability ``gt_observe_prob``) and ``test`` (MAR) with columns user_id, item_id, rating, and each
-user's ``group``. ``simulate_to_files`` is what ``ctrcvr simulate`` runs for ``data.source:
-simulated_ratings``: ``<out>/ratings/{train,test}.csv`` (``user,item,rating`` lines, no header,
-read by the ratings reader) and ``<out>/simulation.json``. The true observation probabilities are
+user's ``group``. ``simulate_to_files`` is the entry point of the ``simulated_ratings`` source
+(``pipeline.inputs``), what ``ctrcvr simulate`` runs: ``<out>/ratings/{train,test}.csv``
+(``user,item,rating`` lines, no header, read by the ratings reader) and ``<out>/simulation.json``. The true observation probabilities are
 not written: the triplet format has no column for them and the generated unobserved rows could not
 carry them; the MAR test split is the unbiased ground truth the evaluation uses.
 """
@@ -30,6 +30,8 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import SimulateRatingsConfig
+from pipeline.simulators._common import bisect, sigmoid
+from transforms.schema import LabelsConfig
 
 log = logging.getLogger(__name__)
 TRIPLET_FILES = {"train": "ratings/train.csv", "test": "ratings/test.csv"}  # under the simulation's directory
@@ -48,8 +50,8 @@ def simulate_ratings(world: SimulateRatingsConfig, seed: int) -> dict[str, pd.Da
     pop = np.log(1.0 / np.arange(1, v + 1) ** 0.8)[rng.permutation(v)]
     affinity = rng.normal(0.0, 1.0, (world.n_groups, v))
     logit = pop[None, :] + world.group_exposure * affinity[group] + world.self_selection * (rating - 3.0)
-    a = _bisect(lambda b: float(_sigmoid(b + logit).mean()), world.density)
-    propensity = _sigmoid(a + logit)
+    a = bisect(lambda b: float(sigmoid(b + logit).mean()), world.density, lo=-30.0, hi=30.0)
+    propensity = sigmoid(a + logit)
     ou, ov = np.nonzero(rng.random((u, v)) < propensity)
     train = pd.DataFrame({"user_id": ou, "item_id": ov, "rating": rating[ou, ov],
                           "gt_observe_prob": propensity[ou, ov]})
@@ -71,19 +73,13 @@ def write_triplets(frames: dict[str, pd.DataFrame], out_dir: Union[str, Path]) -
     return paths
 
 
-def simulate_to_files(world: SimulateRatingsConfig, out_dir: Union[str, Path], seed: int,
-                      rating_threshold: float = 3.0, overwrite: bool = False) -> dict:
+def simulate_to_files(world: SimulateRatingsConfig, labels: LabelsConfig, out_dir: Union[str, Path],
+                      seed: int) -> dict:
     """Simulates one world into ``out_dir`` (``TRIPLET_FILES`` + ``simulation.json``); returns the summary.
-
-    A non-empty ``out_dir`` is refused unless ``overwrite``, which replaces only what this writes.
-    """
+    ``labels.rating_threshold`` decides the positive rates of the summary. Guarding ``out_dir`` is the
+    caller's job (``ctrcvr.output_dir``)."""
     out = Path(out_dir)
-    written = [out / name for name in (*TRIPLET_FILES.values(), SUMMARY_FILE)]
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise FileExistsError(f"output directory {out} is not empty; choose a new directory "
-                              "or pass overwrite=True to replace a previous simulation there")
-    for path in written:
-        path.unlink(missing_ok=True)
+    rating_threshold = labels.rating_threshold
     frames = simulate_ratings(world, seed)
     write_triplets(frames, out / Path(TRIPLET_FILES["train"]).parent)
     train, test = frames["train"], frames["test"]
@@ -102,12 +98,13 @@ def simulate_to_files(world: SimulateRatingsConfig, out_dir: Union[str, Path], s
     return summary
 
 
-def _sigmoid(z):
-    return 1.0 / (1.0 + np.exp(-z))
+def announce(world: SimulateRatingsConfig, labels: LabelsConfig) -> str:
+    """What a run will simulate, for the run log."""
+    return "MNAR + MAR ratings"
 
 
-def _bisect(mean_at, target: float, lo: float = -30.0, hi: float = 30.0) -> float:
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if mean_at(mid) < target else (lo, mid)
-    return (lo + hi) / 2
+def describe(summary: dict) -> str:
+    """The summary in one line, for the run log."""
+    return (f"{summary['mnar_ratings']} MNAR ratings (density {summary['observed_density']:.3f}), "
+            f"{summary['mar_ratings']} MAR; positive rate MNAR {summary['mnar_positive_rate']:.3f} "
+            f"vs MAR {summary['mar_positive_rate']:.3f}")
