@@ -24,9 +24,8 @@ progress through :class:`trainer.progress.Progress` like the Keras fit does.
 """
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Mapping, Optional
+from typing import TYPE_CHECKING, ClassVar, Mapping
 
 import tensorflow as tf
 
@@ -35,32 +34,7 @@ if TYPE_CHECKING:
     from trainer.data import TrainingData
     from trainer.estimators.registry import EstimatorSpec
 
-SHARED = "shared"  # the embedding group Φ every tower reads unless the estimator says otherwise
-POTENTIAL_OUTCOME = "gt_conversion"  # the simulator's r*: would the exposure convert if selected
-
-
-@dataclasses.dataclass(frozen=True)
-class Labels:
-    """One batch's labels, task-neutral as in the papers: o the selection event (click, response,
-    rating observed), r the outcome seen only where o = 1 (conversion, rating, relevance), and, on
-    simulated data only, the potential outcome r* every row would have had if selected."""
-
-    o: tf.Tensor
-    r: tf.Tensor
-    r_star: Optional[tf.Tensor] = None
-
-
-@dataclasses.dataclass(frozen=True)
-class Update:
-    """One optimiser step inside a training step: minimise ``terms[loss]`` over the variables of
-    ``towers`` and of the embedding groups they read (``None``: every trainable variable).
-
-    An estimator lists several to alternate updates (e.g. joint-learning DR); each one runs its
-    own forward pass, so later updates see the earlier ones' new weights.
-    """
-
-    loss: str = "loss"
-    towers: Optional[tuple[str, ...]] = None
+from trainer.model.labels import POTENTIAL_OUTCOME, SHARED, Labels, Update  # noqa: F401 (the protocol's types)
 
 
 class Estimator:

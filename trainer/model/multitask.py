@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Callable
 import tensorflow as tf
 import tf_keras
 
-from trainer.estimators.interface import POTENTIAL_OUTCOME, SHARED, Labels, MultiTaskEstimator, Update
+from trainer.model.labels import POTENTIAL_OUTCOME, SHARED, Labels, Update
 from trainer.model.layers import FeatureEmbedding, make_tower
 from trainer.model.propensity import field_key
 from trainer.model.validation import validation_metrics
@@ -30,7 +30,7 @@ class MultiTaskModel(tf_keras.Model):
     columns of o and r in a batch.
     """
 
-    def __init__(self, make_embedding: Callable[[str], FeatureEmbedding], estimator: MultiTaskEstimator,
+    def __init__(self, make_embedding: Callable[[str], FeatureEmbedding], estimator,  # a MultiTaskEstimator
                  labels: LabelsConfig, dense_gradients: bool = True, **kwargs):
         super().__init__(**kwargs)
         self.estimator = estimator
@@ -112,7 +112,7 @@ class MultiTaskModel(tf_keras.Model):
         return {t.name: t.result() for t in self._trackers}
 
 
-def build_multitask_model(estimator: MultiTaskEstimator, data: "TrainingData") -> MultiTaskModel:
+def build_multitask_model(estimator, data: "TrainingData") -> MultiTaskModel:
     """The estimator's model on embeddings sized from the transform output, its variables built."""
     spec = data.spec
     sizes = data.cardinalities()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import tensorflow as tf
 import tf_keras
 
-from trainer.estimators.interface import Labels
+from trainer.model.labels import Labels
 from trainer.estimators.registry import CTCVR_LOGLOSS, CVR_SNIPS_LOGLOSS
 from trainer.model.propensity import inverse_propensity_weights
 
