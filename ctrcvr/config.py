@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, Optional, Union
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_serializer, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from ctrcvr.compare_config import CompareConfig, CompareVariant, SweepConfig  # noqa: F401 (re-exported)
 from ctrcvr.yaml_files import parse_yaml, read_text
 from pipeline.config import DataConfig, PreprocessConfig, SimulateConfig, SimulateRatingsConfig
 from trainer.config import EvalConfig, ExportConfig, ModelConfig, TrainConfig
@@ -29,74 +30,6 @@ from transforms.schema import FeatureConfig, LabelsConfig, Section
 class ConfigError(UserError):
     """A config file or override is invalid: ``file`` is the file that holds the bad key (a parent
     config for a key it sets), ``key`` the dotted key, ``line`` the YAML line when known."""
-
-
-class CompareVariant(Section):
-    """One ``compare.models`` entry with config overrides, e.g.
-    ``{label: "C-IPS K=1", model: c_ips, set: {model.c_ips.n_clusters: 1}}``; ``set`` takes dotted keys
-    under ``model.``, ``train.`` or ``eval.`` (the data are the same for every run)."""
-
-    label: Optional[str] = Field(None, description="its name in tables (default: the model name)")
-    model: str
-    set: dict[str, Any] = {}
-
-    @property
-    def name(self) -> str:
-        return self.label or self.model
-
-
-class SweepConfig(Section):
-    """One sweep of a knob an estimator declares (its ``sweeps``), e.g. seed 003 Fig. 6:
-    ``{model: multi_ipw, knob: tau_percent, values: [0.25, 0.5, 0.75, 0.9]}``."""
-
-    model: str
-    knob: str = Field(description="a knob the estimator declares (ctrcvr compare lists them on a typo)")
-    values: list[float] = Field(min_length=1)
-    seeds: Optional[int] = Field(None, ge=1, description="seeds per point (default: compare.seeds)")
-
-
-_RENAMED_COMPARE = {"tau_percent_sweep": "sweeps: [{model: multi_ipw, knob: tau_percent, values: [...]}]",
-                    "undersample_sweep": "sweeps: [{model: multi_dr, knob: undersample, values: [...]}]",
-                    "sweep_seeds": "sweeps[i].seeds"}
-
-
-class CompareConfig(Section):
-    """``ctrcvr compare``: estimators × seeds trained on the same preprocessed data, then tabulated."""
-
-    models: list[CompareVariant] = Field(
-        [], validate_default=True,
-        description="estimator names, or named variants {label, model, set: {dotted.key: value}}")
-    seeds: int = Field(3, ge=1, description="training seeds per model: config.seed, config.seed + 1, ...")
-    metrics: list[str] = Field(
-        ["cvr_auc_entire_space", "ctcvr_auc", "cvr_bias", "cvr_mae_vs_truth", "cvr_auc_clicked", "ctr_auc",
-         "cvr_calibration_error"], description="table columns, in order; the first four are plotted")
-    sweeps: list[SweepConfig] = Field([], description="knob sweeps, each plotted against its values")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _renamed_keys(cls, data):
-        renamed = sorted(set(data) & set(_RENAMED_COMPARE)) if isinstance(data, dict) else []
-        if renamed:
-            raise ValueError("; ".join(f"compare.{k} was replaced by compare.{_RENAMED_COMPARE[k]}" for k in renamed))
-        return data
-
-    @field_validator("models", mode="before")
-    @classmethod
-    def _names_are_variants(cls, value):
-        return [{"model": v} if isinstance(v, str) else v for v in value] if isinstance(value, list) else value
-
-    @field_serializer("models")
-    def _plain_names(self, models: list[CompareVariant]):
-        return [m.model if m.label is None and not m.set else m.model_dump() for m in models]
-
-    @model_validator(mode="after")
-    def _unique_labels(self):
-        names = [m.name for m in self.models]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"compare.models: two entries are named {', '.join(map(repr, dupes))}; "
-                             "give the variants distinct labels")
-        return self
 
 
 class Config(Section):
