@@ -223,8 +223,9 @@ def _run(args, config):
     result = workflow.run(config, args.output_dir, overwrite=args.overwrite)
     _print_metrics(result["metrics"])
     print("\nOutputs:")
+    width = max(map(len, result["outputs"]))
     for name, path in result["outputs"].items():
-        print(f"  {name:8s} {path}")
+        print(f"  {name:{width}s}  {path}")
 
 
 def _compare(args, config):

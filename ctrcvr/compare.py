@@ -27,6 +27,7 @@ from typing import Optional
 import pandas as pd
 
 from ctrcvr import tables, workflow
+from ctrcvr.plots import plot_summary, plot_sweep
 from ctrcvr.config import Config, ConfigError, SweepConfig, config_from_dict, dump_config, set_dotted
 from ctrcvr.output_dir import prepare_output_dir
 
@@ -167,57 +168,6 @@ def write_outputs(runs: pd.DataFrame, config: Config, out: Path) -> dict:
         (out / "sweeps.md").write_text("\n\n".join(sweep_tables) + "\n")
         files["sweeps_md"] = out / "sweeps.md"
     return {"table": table or "\n\n".join(sweep_tables), "files": {k: str(v) for k, v in files.items()}}
-
-
-def plot_summary(summary: pd.DataFrame, metrics: list[str], path: Path) -> Path:
-    """One panel per metric: a bar per model with ±1 std error bars."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.8), squeeze=False)
-    labels = list(summary.index)
-    for ax, metric in zip(axes[0], metrics):
-        ax.bar(range(len(labels)), summary[f"{metric}_mean"], yerr=summary[f"{metric}_std"], capsize=3,
-               color="#4c72b0")
-        ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
-        ax.set_title(metric, fontsize=10)
-        low, high = _limits(summary[f"{metric}_mean"], summary[f"{metric}_std"])
-        ax.set_ylim(low, high)
-        ax.grid(axis="y", alpha=0.3)
-    fig.suptitle(f"mean ± std over {int(summary['seeds'].max())} seed(s)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def plot_sweep(points: pd.DataFrame, metrics: list[str], axis: str, path: Path) -> Path:
-    """One panel per metric: mean ± std against the swept value (seed 003 Fig. 6)."""
-    plt = _pyplot()
-    stats = points.groupby("value")[metrics].agg(["mean", "std"]).fillna(0.0)
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
-    for ax, metric in zip(axes[0], metrics):
-        ax.errorbar(stats.index, stats[(metric, "mean")], yerr=stats[(metric, "std")], marker="o", capsize=3)
-        ax.set_xlabel(axis, fontsize=9)
-        ax.set_title(metric, fontsize=10)
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def _limits(mean: pd.Series, std: pd.Series) -> tuple[float, float]:
-    low, high = float((mean - std).min()), float((mean + std).max())
-    pad = max(high - low, 1e-6) * 0.25
-    if low > 0.3:  # AUC-like metrics: zoom in on the differences
-        return low - pad, high + pad
-    return min(low - pad, 0.0), max(high + pad, 0.0)  # errors and biases: keep zero in view
 
 
 def _slug(label: str) -> str:

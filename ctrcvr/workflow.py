@@ -140,14 +140,15 @@ def run(config: Config, out_dir, overwrite: bool = False) -> dict:
     log.info("[4/5] evaluating on the eval split")
     metrics = evaluate(config, data, model_dir, model=model, out_dir=out)
     others = [n for n in dict.fromkeys(config.run_models) if n != config.model.name]
-    side_by_side = train_many([(f"side by side: {name}", _with_estimator(config, name), out / "models" / name)
-                               for name in others], data)
-    results = {config.model.name: metrics, **{title.removeprefix("side by side: "): m
-                                               for title, m in side_by_side.items()}}
+    models = {config.model.name: model}
+    side_by_side = train_many([(name, _with_estimator(config, name), out / "models" / name) for name in others],
+                              data, keep_models=models)
+    results = {config.model.name: metrics, **side_by_side}
     log.info("[5/5] exporting the serving model")
     export_dir = export(config, data, model_dir, out / "serving", model=model, raw_dir=raw)
     where = {"metrics": str(out / "metrics.json"), "export": str(export_dir), "data": str(data),
              "model": str(model_dir), "config": str(out / RESOLVED_CONFIG)}
+    where.update(plot_calibration(config, data, models, out))
     if len(results) > 1:
         (out / "metrics_by_model.json").write_text(json.dumps(results, indent=2))
         where["metrics_by_model"] = str(out / "metrics_by_model.json")
@@ -155,12 +156,13 @@ def run(config: Config, out_dir, overwrite: bool = False) -> dict:
     return {"metrics": results, "outputs": where}
 
 
-def train_many(jobs, data_dir, on_done: Optional[Callable[[int, dict, float], None]] = None) -> dict[str, dict]:
+def train_many(jobs, data_dir, on_done: Optional[Callable[[int, dict, float], None]] = None,
+               keep_models: Optional[dict] = None) -> dict[str, dict]:
     """Trains and evaluates each ``(title, config, model_dir)`` job in turn on the same data: the one
     loop behind ``run``'s side-by-side models and ``compare``. Every model dir gets its weights, logs,
     ``metrics.json`` and ``config.resolved.yaml``; an estimator that trains on the simulator's ground
     truth is skipped, with a warning, on data without it. ``on_done(index, metrics, seconds)`` is called
-    after each job; returns {title: metrics}."""
+    after each job; ``keep_models`` (a dict) collects {title: trained model}; returns {title: metrics}."""
     import tensorflow_transform as tft
     from trainer.estimators import get_estimator
     from trainer.estimators.interface import POTENTIAL_OUTCOME
@@ -175,9 +177,37 @@ def train_many(jobs, data_dir, on_done: Optional[Callable[[int, dict, float], No
         started = time.time()
         model = train(config, data_dir, model_dir)
         results[title] = evaluate(config, data_dir, model_dir, model=model)
+        if keep_models is not None:
+            keep_models[title] = model
         if on_done is not None:
             on_done(i, results[title], time.time() - started)
     return results
+
+
+def plot_calibration(config: Config, data_dir, models: dict, out: Path) -> dict[str, str]:
+    """``calibration_by_<feature>.png`` for each feature of ``eval.calibration_slices``: every model's mean
+    pCVR over the true CVR per value, on the eval split (data with the simulator's ``gt_cvr`` only)."""
+    if not config.eval.calibration_slices or not models:
+        return {}
+    import tensorflow_transform as tft
+    from ctrcvr.plots import calibration_by_slice, slice_stats
+    from trainer.evaluation.predict import predict_split
+    from transforms.schema import transformed_name
+    spec, tft_output = trainer_spec(config), tft.TFTransformOutput(str(data_dir))
+    slices = [transformed_name(f) for f in config.eval.calibration_slices]
+    frames = {name: predict_split(m, spec, data_dir, extra=slices) for name, m in models.items()}
+    frames = {name: f for name, f in frames.items() if {"pcvr", "gt_cvr"} <= set(f)}
+    written = {}
+    for feature, column in zip(config.eval.calibration_slices, slices):
+        if not frames:
+            break
+        declared = next(f for f in config.features if f.name == feature)
+        vocabulary = [t.decode() if isinstance(t, bytes) else str(t) for t in tft_output.vocabulary_by_name(feature)
+                      ] if declared.transform == "vocabulary" else None
+        stats = {name: slice_stats(f, column, vocabulary) for name, f in frames.items()}
+        path = calibration_by_slice(stats, feature, out / f"calibration_by_{feature}.png")
+        written[f"calibration_by_{feature}"] = str(path)
+    return written
 
 
 def _with_estimator(config: Config, name: str) -> Config:
