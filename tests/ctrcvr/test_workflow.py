@@ -44,6 +44,17 @@ def test_run_writes_every_output_and_counts_reconcile(tiny_run):
     assert (out / "config.resolved.yaml").is_file()
 
 
+def test_run_trains_the_side_by_side_models_and_plots_their_calibration(tiny_run):
+    out = tiny_run["dir"]
+    by_model = json.loads((out / "metrics_by_model.json").read_text())
+    assert list(by_model) == ["esmm", *tiny_run["config"].run_models]
+    for name in tiny_run["config"].run_models:
+        assert (out / "models" / name / "config.resolved.yaml").is_file(), name
+        assert json.loads((out / "models" / name / "metrics.json").read_text()) == by_model[name]
+    plot = tiny_run["result"]["outputs"]["calibration_by_position"]
+    assert plot.endswith("calibration_by_position.png") and (out / "calibration_by_position.png").stat().st_size > 10_000
+
+
 def test_run_refuses_a_non_empty_output_dir(tiny_run):
     with pytest.raises(FileExistsError, match="--overwrite"):
         workflow.run(tiny_run["config"], tiny_run["dir"])
