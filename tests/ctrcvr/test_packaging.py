@@ -23,18 +23,19 @@ TINY_RUN = ["simulate.n_exposures=3000", "simulate.n_users=100", "simulate.n_ite
 def installed(tmp_path_factory):
     """(venv python, ctrcvr script, environment) of a fresh venv holding only the built wheel."""
     root = tmp_path_factory.mktemp("wheel")
+    # no PYTHONPATH: a checkout on it would make pip believe ctrcvr is installed already (its egg-info)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--wheel-dir", str(root / "dist"), str(REPO)], check=True, cwd=root, capture_output=True)
+                    "--wheel-dir", str(root / "dist"), str(REPO)], check=True, cwd=root, capture_output=True, env=env)
     wheel = next((root / "dist").glob("ctrcvr-*.whl"))
     venv = root / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, env=env)
     python = venv / "bin" / "python"
     subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-deps",
-                    str(wheel)], check=True, capture_output=True)
+                    str(wheel)], check=True, capture_output=True, env=env)
     site = Path(subprocess.check_output([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                        text=True).strip())
+                                        text=True, env=env).strip())
     (site / "borrowed_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env.update(TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
     return python, venv / "bin" / "ctrcvr", env
 

@@ -167,7 +167,7 @@ def test_the_c_ips_export_serves_raw_examples_like_the_trained_model(ratings_run
 
 
 def test_compare_runs_variants_and_cvr_estimators_on_the_ratings(ratings_run, tmp_path):
-    from trainer.compare import plan_runs, train_runs, write_outputs
+    from ctrcvr.compare import plan_runs, train_runs, write_outputs
     config = load_config(REPO / "configs" / "c_ips.yaml", TINY_RATINGS + [
         "train.epochs=1", "train.batch_size=512",
         'compare.models=[{label: MF, model: c_ips, set: {model.c_ips.propensity: none}}, '
