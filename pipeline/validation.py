@@ -144,7 +144,9 @@ class RowValidator:
         numbers, missing = parse_numbers(values, name, flag)
         if kind == "int":
             flag(f"wrong_type:{name}", np.isfinite(numbers) & (numbers != np.round(numbers)))
-        flag(f"out_of_range:{name}", np.isfinite(numbers) & (np.abs(numbers) > _LIMITS[kind]))
+        beyond = np.isfinite(numbers) & (np.abs(numbers) > _LIMITS[kind])
+        flag(f"out_of_range:{name}", beyond)
+        numbers = np.where(beyond, np.nan, numbers)  # rejected: never cast to inf
         if name in self.defaults:
             numbers = np.where(missing, float(self.defaults[name]), numbers)
         elif name not in self.optional:
