@@ -140,7 +140,7 @@ def run(config: Config, out_dir, overwrite: bool = False) -> dict:
         out = Path(out_dir)
         log.info("resuming the unfinished run in %s (same config): finished stages are kept", out)
     else:
-        out = prepare_output_dir(out_dir, overwrite, inputs=_input_files(config))
+        out = prepare_output_dir(out_dir, overwrite, inputs=input_files(config))
         dump_config(config, out / RESOLVED_CONFIG)
     raw, data, model_dir = out / "data" / "raw", out / "data" / "transformed", out / "model"
     source = get_source(config.data.source)
@@ -225,7 +225,7 @@ def _train_or_reuse(config: Config, data_dir, model_dir: Path, resuming: bool):
     return train(config, data_dir, model_dir)
 
 
-def _input_files(config: Config) -> list:
+def input_files(config: Config) -> list:
     """The configured input files (none for a simulated source: its inputs are written by the run)."""
     from pipeline.inputs import resolve_inputs
     if get_source(config.data.source).simulated:
