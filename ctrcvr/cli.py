@@ -90,10 +90,12 @@ def _parser() -> argparse.ArgumentParser:
                      "triplets when data.source is simulated_ratings", _simulate, [_output_dir, _overwrite]),
         "preprocess": ("Beam + TFT: raw logs -> validated, transformed TFRecord shards + transform_fn",
                        _preprocess, [_input, _output_dir, _overwrite]),
-        "train": ("train the configured estimator on preprocessed shards", _train,
+        "train": ("train the configured estimator on preprocessed shards; re-running it on an unfinished "
+                  "training of the same config resumes it from its last epoch", _train,
                   [_data_dir, _model_dir, _overwrite]),
         "evaluate": ("evaluate a trained model on the eval split (ratings: and the MAR test split); "
-                     "writes metrics.json", _evaluate, [_data_dir, _model_dir]),
+                     "writes metrics.json (refused if it exists, unless --overwrite)", _evaluate,
+                     [_data_dir, _model_dir, _overwrite]),
         "export": ("export a TF Serving SavedModel (raw tf.Examples in) as a new version", _export,
                    [_data_dir, _model_dir, _export_dir, _input]),
         "compare": ("train compare.models (estimator names or {label, model, set} variants) x compare.seeds "
@@ -263,7 +265,8 @@ def _train(args, config):
 
 
 def _evaluate(args, config):
-    _print_metrics({config.model.name: workflow.evaluate(config, args.data_dir, args.model_dir)})
+    _print_metrics({config.model.name: workflow.evaluate(config, args.data_dir, args.model_dir,
+                                                         overwrite=args.overwrite)})
 
 
 def _export(args, config):

@@ -50,7 +50,7 @@ def compare(config: Config, out_dir, overwrite: bool = False, data_dir=None) -> 
     """Plans and validates every run, prepares the data once (unless ``data_dir`` reuses a preprocess
     output), trains and evaluates every run, writes the tables and plots."""
     runs = plan_runs(config)
-    out = prepare_output_dir(out_dir, overwrite)
+    out = prepare_output_dir(out_dir, overwrite, inputs=[data_dir, *workflow.input_files(config)])
     dump_config(config, out / workflow.RESOLVED_CONFIG)
     if data_dir is None:
         data_dir = workflow.prepare_data(config, out / "data")

@@ -14,7 +14,8 @@ from typing import Callable, Optional
 import yaml
 
 from ctrcvr.config import Config, dump_config
-from ctrcvr.output_dir import prepare_output_dir
+from ctrcvr.output_dir import atomic_output_dir, is_complete, prepare_output_dir, require_complete
+from ctrcvr.resume import mark_finished, prepare_model_dir
 from pipeline.inputs import SOURCES, get_source
 
 log = logging.getLogger("ctrcvr")
@@ -29,9 +30,9 @@ def simulate(config: Config, out_dir, overwrite: bool = False) -> dict:
     if not source.simulated:
         raise ValueError(f"data.source {source.name!r} is not simulated; set data.source to one of the "
                          f"simulated sources: {', '.join(SIMULATED_SOURCES)}")
-    out = prepare_output_dir(out_dir, overwrite)
-    summary = source.simulate(out, config.seed, **_sections(config, source.reads))
-    dump_config(config, out / RESOLVED_CONFIG)
+    with atomic_output_dir(out_dir, overwrite) as out:
+        summary = source.simulate(out, config.seed, **_sections(config, source.reads))
+        dump_config(config, out / RESOLVED_CONFIG)
     return summary
 
 
@@ -40,13 +41,14 @@ def preprocess(config: Config, out_dir, raw_dir=None, overwrite: bool = False) -
     from pipeline.inputs import resolve_inputs
     from pipeline.job import run_preprocess
     inputs = resolve_inputs(config.data, raw_dir, task=config.labels.task, seed=config.seed)
-    out = prepare_output_dir(out_dir, overwrite)
-    report = run_preprocess(PreprocessSections.of(config), inputs, out)
-    if "://" in str(out):  # e.g. gs:// on Dataflow
-        from pipeline.report import write_text
-        write_text(f"{out}/{RESOLVED_CONFIG}", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
-    else:
-        dump_config(config, Path(out) / RESOLVED_CONFIG)
+    files = [path for path, _ in inputs if isinstance(path, (str, Path))]
+    with atomic_output_dir(out_dir, overwrite, inputs=[raw_dir, *files]) as out:
+        report = run_preprocess(PreprocessSections.of(config), inputs, out)
+        if "://" in str(out):  # e.g. gs:// on Dataflow
+            from pipeline.report import write_text
+            write_text(f"{out}/{RESOLVED_CONFIG}", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+        else:
+            dump_config(config, Path(out) / RESOLVED_CONFIG)
     return report
 
 
@@ -64,18 +66,28 @@ def _sections(config: Config, names) -> dict:
 
 
 def train(config: Config, data_dir, model_dir, overwrite: bool = False):
+    """Trains into ``model_dir``; re-running it on an unfinished training of the same config resumes it
+    from its backup (:mod:`ctrcvr.resume`). ``_SUCCESS`` is written once the weights are saved."""
     from trainer.train import train as fit
-    prepare_output_dir(model_dir, overwrite)
+    require_complete(data_dir, "preprocess output")
+    prepare_model_dir(config, model_dir, overwrite, inputs=[data_dir])
     dump_config(config, Path(model_dir) / RESOLVED_CONFIG)
-    return fit(trainer_spec(config), data_dir, model_dir)
+    model = fit(trainer_spec(config), data_dir, model_dir)
+    mark_finished(model_dir)
+    return model
 
 
-def evaluate(config: Config, data_dir, model_dir, model=None, out_dir=None) -> dict:
-    from trainer.evaluation import evaluate as run_eval
+def evaluate(config: Config, data_dir, model_dir, model=None, out_dir=None, overwrite: bool = False) -> dict:
+    """The metrics of the trained model; ``metrics.json`` in ``out_dir`` (default: the model dir) is
+    refused if it exists, unless ``overwrite``."""
+    from trainer.evaluation import METRICS, evaluate as run_eval
     from trainer.train import load_trained_model
+    out = Path(out_dir or model_dir)
+    if (out / METRICS).exists() and not overwrite:
+        raise FileExistsError(f"{out / METRICS} exists; pass --overwrite to replace it")
     spec = trainer_spec(config)
     model = model or load_trained_model(spec, data_dir, model_dir)
-    return run_eval(model, spec, data_dir, out_dir or model_dir)
+    return run_eval(model, spec, data_dir, out)
 
 
 def export(config: Config, data_dir, model_dir, export_root, model=None, raw_dir=None) -> Path:
@@ -122,23 +134,32 @@ def prepare_data(config: Config, data_root) -> Path:
 
 def run(config: Config, out_dir, overwrite: bool = False) -> dict:
     """Every stage on the config's data, all outputs under ``out_dir``; returns where things are."""
-    out = prepare_output_dir(out_dir, overwrite)
     _check_estimators([config.model.name, *config.run_models])
-    dump_config(config, out / RESOLVED_CONFIG)
+    resuming = not overwrite and _unfinished_run(Path(out_dir), config)
+    if resuming:
+        out = Path(out_dir)
+        log.info("resuming the unfinished run in %s (same config): finished stages are kept", out)
+    else:
+        out = prepare_output_dir(out_dir, overwrite, inputs=input_files(config))
+        dump_config(config, out / RESOLVED_CONFIG)
     raw, data, model_dir = out / "data" / "raw", out / "data" / "transformed", out / "model"
     source = get_source(config.data.source)
-    if source.simulated:
+    if source.simulated and not is_complete(raw):
         log.info("[1/5] simulating %s -> %s", source.announce(**_sections(config, source.reads)), raw)
         log.info("simulated: %s", source.describe(simulate(config, raw)))
     log.info("[2/5] preprocessing (Beam %s runner) -> %s", config.preprocess.runner, data)
-    report = preprocess(config, data, raw_dir=raw)
+    if is_complete(data):
+        log.info("kept the finished preprocess output %s", data)
+        report = json.loads((data / "report.json").read_text())
+    else:
+        report = preprocess(config, data, raw_dir=raw)
     log.info("preprocessed: %d read, %d generated, %d written, %d rejected (%.1f rows/s)", report["rows_read"],
              report["rows_generated"], report["rows_written"], report["rows_rejected"],
              report["rows_per_second"] or 0)
     log.info("[3/5] training %s -> %s", config.model.name, model_dir)
-    model = train(config, data, model_dir)
+    model = _train_or_reuse(config, data, model_dir, resuming)
     log.info("[4/5] evaluating on the eval split")
-    metrics = evaluate(config, data, model_dir, model=model, out_dir=out)
+    metrics = evaluate(config, data, model_dir, model=model, out_dir=out, overwrite=True)
     others = [n for n in dict.fromkeys(config.run_models) if n != config.model.name]
     models = {config.model.name: model}
     side_by_side = train_many([(name, _with_estimator(config, name), out / "models" / name) for name in others],
@@ -175,8 +196,8 @@ def train_many(jobs, data_dir, on_done: Optional[Callable[[int, dict, float], No
             continue
         log.info("[%d/%d] training and evaluating %s", i + 1, len(jobs), title)
         started = time.time()
-        model = train(config, data_dir, model_dir)
-        results[title] = evaluate(config, data_dir, model_dir, model=model)
+        model = _train_or_reuse(config, data_dir, Path(model_dir), resuming=True)
+        results[title] = evaluate(config, data_dir, model_dir, model=model, overwrite=True)
         if keep_models is not None:
             keep_models[title] = model
         if on_done is not None:
@@ -208,6 +229,42 @@ def plot_calibration(config: Config, data_dir, models: dict, out: Path) -> dict[
         path = calibration_by_slice(stats, feature, out / f"calibration_by_{feature}.png")
         written[f"calibration_by_{feature}"] = str(path)
     return written
+
+
+def _unfinished_run(out: Path, config: Config) -> bool:
+    """``out`` holds a run of this very config that did not finish (no ``outputs.json``)."""
+    return not (out / "outputs.json").exists() and _same_config(out, config)
+
+
+def _same_config(directory: Path, config: Config) -> bool:
+    saved = Path(directory) / RESOLVED_CONFIG
+    if not saved.is_file():
+        return False
+    try:
+        return yaml.safe_load(saved.read_text()) == config.model_dump(mode="json")
+    except yaml.YAMLError:
+        return False
+
+
+def _train_or_reuse(config: Config, data_dir, model_dir: Path, resuming: bool):
+    """Trains (resuming an unfinished training); a resumed run keeps a model it had finished."""
+    if resuming and is_complete(model_dir) and _same_config(model_dir, config):
+        from trainer.train import load_trained_model
+        log.info("kept the finished model %s", model_dir)
+        return load_trained_model(trainer_spec(config), data_dir, model_dir)
+    return train(config, data_dir, model_dir)
+
+
+def input_files(config: Config) -> list:
+    """The configured input files (none for a simulated source: its inputs are written by the run)."""
+    from pipeline.inputs import resolve_inputs
+    if get_source(config.data.source).simulated:
+        return []
+    try:
+        return [p for p, _ in resolve_inputs(config.data, None, task=config.labels.task, seed=config.seed)
+                if isinstance(p, (str, Path))]
+    except (ValueError, FileNotFoundError):
+        return []
 
 
 def _with_estimator(config: Config, name: str) -> Config:

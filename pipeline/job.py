@@ -28,6 +28,7 @@ import gc
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -51,13 +52,15 @@ from pipeline.spill import ReadSpilled
 from pipeline.tasks import get_pipeline_task
 from pipeline.validation import RowValidator
 from transforms.schema import Schema
+from transforms.errors import UserError
 from transforms.preprocessing import preprocessing_fn
 
 log = logging.getLogger(__name__)
+_BEAM_STEP = re.compile(r" \[while running '[^']*'\]")
 
 
-class PreprocessFailed(ValueError):
-    """The job ran but its output should not be used (e.g. too many rejected rows)."""
+class PreprocessFailed(UserError):
+    """The job ran but its output should not be used: too many rejected rows, or an empty train split."""
 
 
 def make_validator(sections: PreprocessSections, schema: Schema) -> RowValidator:
@@ -100,8 +103,12 @@ def run_preprocess(sections: PreprocessSections, inputs: list[tuple[str, Optiona
         with tft_beam.Context(temp_dir=temp_dir, passthrough_keys={SPLIT_COLUMN}):
             pipeline = build_pipeline(sections, inputs, out,
                                       spill_dir=f"{temp_dir}/spill" if local and settings.read_once else None)
-            result = pipeline.run()
-            result.wait_until_finish()
+            try:
+                result = pipeline.run()
+                result.wait_until_finish()
+            except UserError as err:  # a bad file: Beam appended the step's name to the message
+                raise type(err)(_BEAM_STEP.sub("", err.message), file=err.file, line=err.line,
+                                key=err.key) from err
     finally:
         gc.unfreeze()
         if local:
@@ -110,9 +117,13 @@ def run_preprocess(sections: PreprocessSections, inputs: list[tuple[str, Optiona
     vocabularies = {f.name: tft_output.vocabulary_size_by_name(f.name)
                     for f in schema.features if f.transform == "vocabulary"}
     report = build_report(_counters(result), out, schema.labels, vocabularies, time.time() - started)
+    failure = _failure(report, settings.max_reject_fraction, out)
+    if failure:
+        report["failure"] = failure
     write_text(f"{out}/report.json", json.dumps(report, indent=2))
     log.info("preprocess report (%s/report.json):\n%s", out, format_report(report))
-    _check_reject_share(report, settings.max_reject_fraction, out)
+    if failure:
+        raise PreprocessFailed(failure)
     return report
 
 
@@ -184,9 +195,15 @@ def _counters(result) -> dict[str, int]:
     return counts
 
 
-def _check_reject_share(report: dict, limit: float, out: str) -> None:
+def _failure(report: dict, limit: float, out: str) -> Optional[str]:
+    """Why the output must not be used, or None: too many rejects, or no train row at all."""
     if report["reject_share"] > limit:
-        raise PreprocessFailed(
-            f"{report['rows_rejected']} of {report['rows_read']} rows rejected "
-            f"({report['reject_share']:.2%} > preprocess.max_reject_fraction={limit:.2%}); "
-            f"reasons: {report['rejected_by_reason']}; inspect {out}/{report['rejects_file']}")
+        return (f"{report['rows_rejected']} of {report['rows_read']} rows rejected "
+                f"({report['reject_share']:.2%} > preprocess.max_reject_fraction={limit:.2%}); "
+                f"reasons: {report['rejected_by_reason']}; inspect {out}/{report['rejects_file']}")
+    if not report["splits"].get("train", {}).get("rows"):
+        rows = ", ".join(f"{s} {v['rows']}" for s, v in report["splits"].items())
+        return (f"the train split is empty ({report['rows_read']} row(s) read, "
+                f"{report['rows_rejected']} rejected; rows per split: {rows}): check the input files "
+                "(header only? zero rows?) and data.split (does it send every row to eval?)")
+    return None

@@ -23,6 +23,7 @@ from pipeline.inputs import reader_for
 from pipeline.report import MILLI, SPLITS
 from pipeline.spill import SpillFile
 from pipeline.validation import RowValidator, to_record_batches
+from transforms.errors import UserError
 
 NAMESPACE = "ctrcvr"
 SPLIT_COLUMN = "__split__"  # which split a record batch belongs to; TFT passes it through untouched
@@ -56,8 +57,8 @@ class ValidateSplit(beam.DoFn):
             return outputs, counts
         missing = self._validator.missing_columns(table.column_names)
         if missing:
-            raise ValueError(f"{path}: missing required column(s) {', '.join(missing)}; "
-                             f"found {', '.join(map(str, table.column_names))}")
+            raise UserError(f"missing required column(s) {', '.join(missing)}; "
+                            f"found {', '.join(map(str, table.column_names))}", file=str(path))
         clean, rejects, fixes = self._validator.validate(table, path, rows)
         self._rejects(rejects, outputs, counts)
         counts.update(fixes)

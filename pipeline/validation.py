@@ -7,6 +7,8 @@ its raw values, so it can be inspected and replayed. Reasons (``:<column>`` name
     missing_value:<c>     empty or null, and the column has no default
     wrong_type:<c>        not a number (numeric columns) or not an integer (int columns)
     non_finite:<c>        nan / inf in a numeric column
+    out_of_range:<c>      a number the column's dtype cannot hold (beyond float32 for a float feature,
+                          e.g. 1e300 or 3.5e38, which would become inf in the transform; beyond int64)
     bad_encoding:<c>      bytes that are not UTF-8
     label_out_of_range:<c>  a 0/1 label that is neither, a rating outside ``rating_range``
     conversion_without_click    conversion = 1 on an unclicked row (or fixed, see config)
@@ -28,6 +30,7 @@ import pyarrow.compute as pc
 
 from pipeline.columns import as_text, is_missing, is_textual, parse_numbers, to_list
 from pipeline.tasks import PipelineTask, get_pipeline_task
+from transforms.errors import UserError
 
 ColumnKind = Literal["string", "string_list", "float", "int"]
 _ARROW_TYPES = {"string": pa.binary(), "string_list": pa.binary(), "float": pa.float32(), "int": pa.int64()}
@@ -109,7 +112,7 @@ class RowValidator:
         for name, kind in self.kinds.items():
             if name in self.derived:
                 continue
-            typed[name], missing[name] = self._column(table.column(name), name, kind, flag)
+            typed[name], missing[name] = self._column(table.column(name), name, kind, flag, source)
         fixes = self._labels(typed, missing, flag)
         bad = np.flatnonzero(code)
         rejects = []
@@ -122,13 +125,15 @@ class RowValidator:
         return clean, rejects, fixes
 
     # ------------------------------------------------------------------ columns
-    def _column(self, values, name: str, kind: ColumnKind, flag):
+    def _column(self, values, name: str, kind: ColumnKind, flag, source=None):
         values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+        _check_arrow_type(values.type, name, kind, source)
         if kind == "string_list":
             return to_list(values, self.separators.get(name, "|"), lambda m: flag(f"bad_encoding:{name}", m)), None
         if kind == "string":
             text, bad_encoding = as_text(values, categorical=True)
             flag(f"bad_encoding:{name}", bad_encoding)
+            text = pc.utf8_trim_whitespace(text)  # " android " is android, as labels and numbers are trimmed
             missing = is_missing(text) if is_textual(values.type) else values.is_null().to_numpy(
                 zero_copy_only=False)
             if name in self.defaults:
@@ -139,6 +144,9 @@ class RowValidator:
         numbers, missing = parse_numbers(values, name, flag)
         if kind == "int":
             flag(f"wrong_type:{name}", np.isfinite(numbers) & (numbers != np.round(numbers)))
+        beyond = np.isfinite(numbers) & (np.abs(numbers) > _LIMITS[kind])
+        flag(f"out_of_range:{name}", beyond)
+        numbers = np.where(beyond, np.nan, numbers)  # rejected: never cast to inf
         if name in self.defaults:
             numbers = np.where(missing, float(self.defaults[name]), numbers)
         elif name not in self.optional:
@@ -151,6 +159,22 @@ class RowValidator:
         if not rules.derives_labels and (self.selection is None or self.outcome is None):
             return {}
         return rules.label_rules(self, typed, missing, flag)
+
+
+# The largest magnitude each kind holds: a float beyond float32 would become inf in the transform.
+_LIMITS = {"float": float(np.finfo(np.float32).max), "int": float(2 ** 63 - 1024), "string": np.inf,
+           "string_list": np.inf}
+
+
+def _check_arrow_type(kind_of: pa.DataType, name: str, kind: ColumnKind, source) -> None:
+    """A column whose every value is of the wrong shape (a Parquet list or struct where one value is
+    declared, a struct or map anywhere) is the file's fault, not a row's: a :class:`UserError`."""
+    nested = pa.types.is_nested(kind_of)
+    is_list = pa.types.is_list(kind_of) or pa.types.is_large_list(kind_of)
+    if nested and not (kind == "string_list" and is_list and not pa.types.is_nested(kind_of.value_type)):
+        wanted = {"string_list": "a list of values or text with separators", "string": "one value per row",
+                  "float": "one number per row", "int": "one integer per row"}[kind]
+        raise UserError(f"column of type {kind_of} where the config declares {wanted}", file=source, key=name)
 
 
 def to_record_batches(clean: pa.Table, schema: pa.Schema, rows: int,

@@ -79,6 +79,11 @@ class TrainConfig(Section):
     dense_embedding_gradients: bool = Field(
         True, description="densify embedding-table gradients before the (legacy, fused) Adam update: "
         "faster for tables that fit in memory; turn off for very large tables")
+    deterministic: bool = Field(
+        False, description="same seed, same data -> the same weights and metrics: TensorFlow op determinism, "
+        "a deterministic input order (interleave and map in order, fixed shuffle seeds). Off, shards are "
+        "interleaved in whatever order they are read and float sums may run in another order, so metrics "
+        "differ slightly from run to run; on is slower (see docs/reliability.md)")
     input_threads: Optional[int] = Field(
         None, ge=1, description="give the tf.data input pipeline a private pool of this many threads (one "
         "per op): on a 2-core machine 1 stops it competing with the train step (ESMM at the seed-003 size "

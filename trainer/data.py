@@ -34,14 +34,15 @@ def has_split(data_dir, split: str) -> bool:
 
 def make_dataset(files: list[str], feature_spec: Mapping[str, tf.io.FixedLenFeature], batch_size: int,
                  shuffle_buffer: int = 0, seed: Optional[int] = None, repeat: bool = False,
-                 drop_remainder: bool = False) -> tf.data.Dataset:
-    """Batches of parsed feature dicts; shuffling interleaves shards and then records."""
+                 drop_remainder: bool = False, deterministic: bool = False) -> tf.data.Dataset:
+    """Batches of parsed feature dicts; shuffling interleaves shards and then records (in whatever order
+    shards are read, unless ``deterministic``: then the order is a function of ``seed`` alone)."""
     files_ds = tf.data.Dataset.from_tensor_slices(files)
     if shuffle_buffer:
         files_ds = files_ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
     ds = files_ds.interleave(lambda f: tf.data.TFRecordDataset(f, compression_type="GZIP"),
                              cycle_length=min(4, len(files)), num_parallel_calls=tf.data.AUTOTUNE,
-                             deterministic=not shuffle_buffer)
+                             deterministic=deterministic or not shuffle_buffer)
     if shuffle_buffer:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if repeat:
@@ -54,6 +55,8 @@ def make_dataset(files: list[str], feature_spec: Mapping[str, tf.io.FixedLenFeat
 def input_options(cfg: TrainConfig) -> tf.data.Options:
     """tf.data options of the training input: a private thread pool when ``train.input_threads`` is set."""
     options = tf.data.Options()
+    if cfg.deterministic:
+        options.deterministic = True
     if cfg.input_threads:
         options.threading.private_threadpool_size = cfg.input_threads
         options.threading.max_intra_op_parallelism = 1
@@ -89,7 +92,8 @@ class TrainingData:
         """Batches of ``split``; shuffled with ``train.shuffle_buffer`` and the seed when ``shuffle``."""
         cfg = self.spec.train
         ds = make_dataset(split_files(self.data_dir, split), self.feature_spec, batch_size,
-                          cfg.shuffle_buffer if shuffle else 0, seed=self.spec.seed, repeat=repeat)
+                          cfg.shuffle_buffer if shuffle else 0, seed=self.spec.seed, repeat=repeat,
+                          deterministic=cfg.deterministic)
         return ds.with_options(input_options(cfg))
 
     def has_split(self, split: str) -> bool:

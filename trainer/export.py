@@ -82,7 +82,9 @@ def export_serving_model(model, tft_output: tft.TFTransformOutput, schema: Schem
     signatures = make_serving_signatures(model, tft_output, schema)
     base = Path(root) / name
     path = base / str(next_version(base))
-    tf.saved_model.save(model, str(path), signatures=signatures)
+    partial = base / f".{path.name}.partial"  # TF Serving loads integer directories only: never a half-written one
+    tf.saved_model.save(model, str(partial), signatures=signatures)
+    partial.rename(path)
     write_models_config(root)
     return path
 

@@ -35,6 +35,10 @@ class Progress:
         self._epochs_done, self._run_start = 0, time.time()
         self._label, self._steps, self._total_steps = "epoch", 0, None
 
+    def at_epoch(self, done: int) -> None:
+        """The loop starts after ``done`` epochs (a fit resumed from its backup): numbering follows."""
+        self._epochs_done = done
+
     def start_epoch(self, label: Optional[str] = None, steps: Optional[int] = None) -> None:
         n = self._epochs_done + 1
         self._label = label or (f"epoch {n}/{self.total_epochs}" if self.total_epochs else f"epoch {n}")
@@ -88,6 +92,7 @@ class ProgressCallback(tf_keras.callbacks.Callback):
         self._progress, self._batch_size, self._steps = progress, batch_size, None
 
     def on_epoch_begin(self, epoch, logs=None):
+        self._progress.at_epoch(epoch)  # Keras' own epoch index: a resumed fit starts after its backup's
         self._progress.start_epoch(steps=(self.params or {}).get("steps") or self._steps)
 
     def on_train_batch_end(self, batch, logs=None):

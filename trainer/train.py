@@ -35,6 +35,9 @@ def build_model(spec: TrainerSpec, data_dir):
 def train(spec: TrainerSpec, data_dir, model_dir):
     """Fits the configured estimator on ``data_dir``'s train split; saves its weights under ``model_dir``."""
     tf_keras.utils.set_random_seed(spec.seed)
+    if spec.train.deterministic:  # process-wide and irreversible, as TensorFlow offers it
+        import tensorflow as tf
+        tf.config.experimental.enable_op_determinism()
     estimator, model, data = build_model(spec, data_dir)
     estimator.fit(model, data, Path(model_dir))
     model.save_weights(str(Path(model_dir) / WEIGHTS))
@@ -43,6 +46,10 @@ def train(spec: TrainerSpec, data_dir, model_dir):
 
 def load_trained_model(spec: TrainerSpec, data_dir, model_dir):
     """Rebuilds the model and restores the weights :func:`train` saved."""
+    if not Path(model_dir, WEIGHTS + ".index").is_file():
+        from transforms.errors import UserError
+        raise UserError(f"no trained weights ({WEIGHTS}): its training did not finish; re-run the same "
+                        "`ctrcvr train` command to resume it", file=str(model_dir))
     _, model, _ = build_model(spec, data_dir)
     model.load_weights(str(Path(model_dir) / WEIGHTS)).expect_partial()
     return model

@@ -23,13 +23,15 @@ class UserError(ValueError):
     code that catches those (pydantic validators, older callers) still does.
     """
 
-    def __init__(self, message: str, *, file: Union[str, Path, None] = None, line: Optional[int] = None,
+    def __init__(self, message: str, *where, file: Union[str, Path, None] = None, line: Optional[int] = None,
                  key: Optional[str] = None):
-        super().__init__(message)
+        if where:  # (file, line, key) positionally: how Beam rebuilds an error it annotates, from ``args``
+            file, line, key = (*where, None, None, None)[:3]
         self.message = " ".join(str(message).split()) if "\n" in str(message) else str(message)
         self.file = str(file) if file is not None else None
         self.line = line
         self.key = key
+        super().__init__(self.message, self.file, self.line, self.key)
 
     def __str__(self) -> str:
         where = self.file or ""

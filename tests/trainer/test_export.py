@@ -202,6 +202,21 @@ def test_saved_model_cli_feeds_a_padded_matrix_to_predict_raw(exported, tmp_path
         np.testing.assert_allclose(np.load(tmp_path / f"{name}.npy"), expected[name], rtol=1e-5, atol=1e-7)
 
 
+def test_saved_model_cli_without_a_predict_raw_feature_names_the_feature(exported, tmp_path):
+    """A signature input cannot be optional (docs/reliability.md): the session loader's error names it."""
+    rows, schema = exported["rows"], exported["schema"]
+    raw = {k: v for k, v in to_raw_tensors(rows, schema).items() if k != "item_price"}
+    exprs = ";".join(f"{k}={json.dumps(np.vectorize(bytes.decode)(v).tolist() if v.dtype == object else v.tolist())}"
+                     for k, v in raw.items())
+    cli = shutil.which("saved_model_cli", path=os.path.dirname(sys.executable))
+    proc = subprocess.run([cli, "run", "--dir", str(exported["version"]), "--tag_set", "serve", "--signature_def",
+                           "predict_raw", "--input_exprs", exprs, "--outdir", str(tmp_path)],
+                          env=ENV, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0, proc.stderr[-3000:]
+    assert "item_price" in proc.stderr.strip().splitlines()[-1]
+    assert "must feed a value for placeholder tensor 'predict_raw_item_price'" in proc.stderr
+
+
 # ---------------------------------------------------------------------- the development REST server
 @pytest.fixture(scope="module")
 def server(exported):

@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+BMSE_P_MIN = 0.01  # the propensity floor of the BMSE diagnostic: weights 1/p̂ at most 100
+
 
 def auc(labels, scores) -> float:
     """ROC AUC via average ranks (Mann-Whitney U); NaN if only one class is present."""
@@ -50,7 +52,7 @@ def expected_calibration_error(targets, probs, bins: int = 10) -> float:
                      for idx in np.array_split(order, min(bins, len(p)))) / len(p))
 
 
-def bmse(o, p_hat, phi=None, eps: float = 1e-6) -> float:
+def bmse(o, p_hat, phi=None, p_min: float = BMSE_P_MIN) -> float:
     """Balancing mean squared error of propensities (seed 002 §3.3), a diagnostic of p̂ = P(o = 1 | x):
 
         BMSE(φ, p̂) = ‖ 1/|D| Σ_{(u,i)∈D} [o/p̂ − (1 − o)/(1 − p̂)] · φ ‖²
@@ -58,12 +60,18 @@ def bmse(o, p_hat, phi=None, eps: float = 1e-6) -> float:
     over every pair D, observed (o = 1) or not. With the true propensity the bracket has mean
     zero for any φ (Prop. 3.1), so BMSE → 0; a large value means the observed rows weighted by
     1/p̂ do not balance the unobserved ones weighted by 1/(1 − p̂) along φ. ``phi`` is [n] or [n, m]
-    (None: φ ≡ 1); p̂ is clipped to [eps, 1 − eps]. NaN without both observed and unobserved rows.
+    (None: φ ≡ 1). NaN without both observed and unobserved rows.
+
+    Bounded: p̂ is clipped to [p_min, 1 − p_min] (default 0.01), so no weight exceeds 1/p_min = 100,
+    the way ``model.ipw`` (``tau``, ``max_weight``) bounds the training weights. Unclipped, one observed
+    row with p̂ = 1e-6 among a thousand makes the bracket's mean ~1000 and BMSE ~1e6: a tiny run
+    reported 184,875, a number that says only that some p̂ was near 0. With the clip BMSE(φ ≡ 1)
+    is at most (1/p_min)² = 10⁴ (more with a larger φ).
     """
     o = np.asarray(o, dtype=np.float64)
     if len(o) == 0 or o.min() == o.max():
         return float("nan")
-    p = np.clip(np.asarray(p_hat, dtype=np.float64), eps, 1 - eps)
+    p = np.clip(np.asarray(p_hat, dtype=np.float64), p_min, 1 - p_min)
     phi = np.ones(len(o)) if phi is None else np.asarray(phi, dtype=np.float64)
     balance = o / p - (1 - o) / (1 - p)
     return float(np.sum(np.square((balance.reshape(-1, 1) * phi.reshape(len(o), -1)).mean(axis=0))))
