@@ -131,7 +131,7 @@ def test_every_bad_row_is_rejected_for_its_reason_at_its_physical_line(corpus):
     assert len(bad) >= 30 and len(set(bad)) >= 18  # bad rows of this many kinds, with this many reasons
     raw = {r["row"]: r["raw"] for r in corpus["rejects"] if r["source"] == str(corpus["csv"])}
     assert raw[35]["line"] == '34,"u34,i1,ios,2,a,0,0'  # the stray quote's line (ROWS[33]), kept whole
-    assert raw[38]["line"] == 'x",i1,ios,2,a,0' and raw[10]["user_id"] == "   "
+    assert raw[38]["line"] == 'x",i1,ios,2,a,0' and raw[11]["user_id"] == "   "  # ROWS[9], at line 9 + 2
 
 
 def test_rows_read_reconcile_with_a_physical_line_count(corpus):
