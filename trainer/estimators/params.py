@@ -115,11 +115,49 @@ class CIpsConfig(Section):
     l2: float = Field(1e-5, ge=0, description="L2 penalty on the item embeddings and phi's kernels")
 
 
+class MfConfig(Section):
+    """The ``mf`` backbone (:mod:`trainer.model.mf`): logit = ⟨p_u, q_i⟩ + b_u + b_i + b.
+
+    p_u, q_i are the vectors of ``user_feature`` / ``item_feature`` in the tower's embedding group,
+    sized ``embedding_dim`` (its own size, not ``model.embedding_dim``); b_u, b_i, b belong to the tower.
+    The L2 penalty ``weight_decay``·mean_batch(‖p_u‖² + ‖q_i‖²) is added to every update's loss.
+    """
+
+    embedding_dim: int = Field(64, gt=0, description="size of p_u and q_i")
+    weight_decay: float = Field(1e-4, ge=0, description="L2 on the batch's p_u and q_i (mean over the batch)")
+    user_feature: Optional[str] = Field(None, description="the user feature; null: the ratings' user column")
+    item_feature: Optional[str] = Field(None, description="the item feature; null: the ratings' item column")
+    biases: bool = Field(True, description="add b_u + b_i + b")
+
+
 # --------------------------------------------------------------------------- the groups
 class Towers(Section):
-    """The multi-task model's towers (every estimator built on :mod:`trainer.model.multitask`)."""
+    """The multi-task model's towers (every estimator built on :mod:`trainer.model.multitask`) and the
+    backbone that turns a tower's embedded features into its logit (:mod:`trainer.model.backbones`)."""
 
     tower: TowerConfig = TowerConfig()
+    backbone: str = Field("mlp", description="every tower's backbone: mlp (today's towers) or mf")
+    tower_backbones: dict[str, str] = Field(
+        {}, description="per-tower override of backbone, e.g. {ctr: mlp} (the propensity tower an MLP)")
+    mf: MfConfig = MfConfig()
+
+    @field_validator("backbone")
+    @classmethod
+    def _known_backbone(cls, name):
+        from trainer.model.backbones import get_backbone
+        get_backbone(name)
+        return name
+
+    @field_validator("tower_backbones")
+    @classmethod
+    def _known_backbones(cls, names):
+        from trainer.model.backbones import get_backbone
+        for name in names.values():
+            get_backbone(name)
+        return names
+
+    def backbone_of(self, tower: str) -> str:
+        return self.tower_backbones.get(tower, self.backbone)
 
 
 class Weighting(Section):

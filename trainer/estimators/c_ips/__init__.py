@@ -5,7 +5,8 @@
         T epochs of DEC on φ and the centres μ_k (eqs. 5–7, Algorithm 1; see :mod:`.stratification`)
         p̂(u, v) from the hard clusters c_u = argmax_k a_uk (eq. 8)
         recommender epochs on eq. 9, over the observed pairs O:
-            L_rec = Σ_O w(p̂)·BCE(y_uv, σ(s_u·s_v)) / Σ_O w(p̂)          w = 1/p̂ bounded by ``model.ipw``
+            L_rec = Σ_O w(p̂)·BCE(y_uv, σ(mf(s_u, s_v))) / Σ_O w(p̂)      w = 1/p̂ bounded by ``model.ipw``
+(mf = ⟨s_u, s_v⟩ + b_u + b_v + b, the MF of :mod:`trainer.model.mf` with p_u = s_u = φ(x_u))
 (eq. 9 is a plain sum; dividing by Σ w keeps the learning rate comparable across propensity models.)
 
 ``model.c_ips.propensity`` swaps the propensity and keeps everything else:
@@ -23,7 +24,7 @@ item table from the transform output (vocabulary + OOV ids of the ratings' user 
 non-trainable weight, so the saved weights and the SavedModel carry it; an unseen user (OOV id) has
 x_u = 0 and gets φ(0). Served output (the stable contract):
 
-    relevance = σ(s_u·s_v) = P(rating > labels.rating_threshold | u, v), the score the ranking uses.
+    relevance = σ(mf(s_u, s_v)) = P(rating > labels.rating_threshold | u, v), the score the ranking uses.
 """
 from __future__ import annotations
 

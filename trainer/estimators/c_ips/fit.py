@@ -13,6 +13,7 @@ from trainer.estimators.c_ips.model import CIpsModel, RatingsData
 from trainer.estimators.c_ips.stratification import (cluster_propensities, clustering_loss, kmeans_centres,
                                                      soft_assignment, target_distribution)
 from trainer.model.losses import bce_with_logits
+from trainer.model.mf import l2_penalty
 from trainer.model.propensity import inverse_propensity_weights
 from trainer.progress import Progress
 
@@ -105,7 +106,7 @@ def _dec_epoch(model: CIpsModel, optimizer, batch_size: int, rng: np.random.Gene
 def _recommender_epoch(model: CIpsModel, optimizer, data: RatingsData, w: np.ndarray, batch_size: int,
                        l2: float, rng: np.random.Generator, progress: Progress, label: str) -> None:
     """One epoch of eq. 9 (self-normalised per batch) over the observed pairs, updating φ and s_v."""
-    variables = model.phi.trainable_variables + model.item_embedding.trainable_variables
+    variables = model.phi.trainable_variables + model.item_embedding.trainable_variables + model.score.trainable_variables
     batches = np.array_split(rng.permutation(len(data.users)), max(1, len(data.users) // batch_size))
     progress.start_epoch(label, steps=len(batches))
     losses = []
@@ -114,9 +115,8 @@ def _recommender_epoch(model: CIpsModel, optimizer, data: RatingsData, w: np.nda
         weight, y = tf.constant(w[idx]), tf.constant(data.labels[idx])
         with tf.GradientTape() as tape:
             h, s = model.user_vectors(users), model.item_embedding(items)
-            e = bce_with_logits(y, tf.reduce_sum(h * s, axis=-1))
-            loss = tf.reduce_sum(weight * e) / tf.reduce_sum(weight)
-            loss += l2 * tf.reduce_mean(tf.reduce_sum(h ** 2, -1) + tf.reduce_sum(s ** 2, -1))
+            e = bce_with_logits(y, model.score(h, s, users, items))
+            loss = tf.reduce_sum(weight * e) / tf.reduce_sum(weight) + l2 * l2_penalty(h, s)
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         losses.append(loss)
         progress.step(len(idx), {"recommender": loss})
