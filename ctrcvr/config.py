@@ -99,6 +99,28 @@ class CompareConfig(Section):
         return self
 
 
+class TuneConfig(Section):
+    """``ctrcvr tune``: grid or random search over named config keys, selected on the validation split."""
+
+    method: Literal["grid", "random"] = Field("grid", description="grid: every combination of space; random: "
+                                              "trials points drawn from it (seeded by config.seed)")
+    space: dict[str, list[Any]] = Field(
+        {}, description="dotted key (under model., train., eval.) -> the values to try, e.g. "
+        "{train.learning_rate: [0.001, 0.005], model.mf.weight_decay: [0, 1e-4]}")
+    trials: Optional[int] = Field(None, ge=1, description="random: points drawn; grid: at most this many (null: all)")
+    seeds: int = Field(1, ge=1, description="training seeds per point; the score is their mean")
+    metric: str = Field("validation_auc", description="the selection metric, computed on the validation split "
+                        "(validation_*) or the MNAR eval split (snips_*, eval_*); never a test (mar_*) metric")
+    higher_is_better: bool = True
+
+    @field_validator("metric")
+    @classmethod
+    def _not_on_test(cls, metric):
+        if metric.startswith("mar_"):
+            raise ValueError(f"tune.metric={metric!r} reads the MAR test split; select on validation_* or snips_*")
+        return metric
+
+
 class Config(Section):
     seed: int = 42
     simulate: SimulateConfig = SimulateConfig()
@@ -112,6 +134,7 @@ class Config(Section):
     eval: EvalConfig = EvalConfig()
     export: ExportConfig = ExportConfig()
     compare: CompareConfig = CompareConfig()
+    tune: TuneConfig = TuneConfig()
     run_models: list[str] = Field(
         [], description="`ctrcvr run` also trains and evaluates these estimators beside model.name (which "
         "alone is exported) and prints them side by side (the default config names a few); estimators that "

@@ -102,6 +102,11 @@ class CIpsConfig(Section):
     """c_ips (seed 004, Algorithm 2) and its baselines on (user, item, rating) data; a rating above
     ``labels.rating_threshold`` is a positive."""
 
+    feedback: Literal["explicit", "implicit"] = Field(
+        "explicit", description="explicit: eq. 9 over the rated pairs, label = rating > threshold; implicit "
+        "(seed 004's protocol): the clicks (rated above the threshold) are the positives and every other pair "
+        "is unlabeled; the recommender is trained over every pair with Rel-MF's loss, θ = eq. 8's cluster "
+        "propensity (:mod:`trainer.estimators.rel_mf`)")
     propensity: Literal["cluster", "user", "none"] = Field(
         "cluster", description="'cluster': C-IPS eq. 8 on DEC clusters; 'user': user-level IPS (a logistic "
         "observation model per user-item pair); 'none': plain MF")
@@ -202,6 +207,22 @@ class Counterfactual(Section):
         1.0, ge=0, description="ESCM2: weight λ_c of the counterfactual IPW / DR CVR regulariser")
 
 
+class RelMfConfig(Section):
+    """rel_mf (Saito et al. 2020): θ_i = (n_i / max n)^power from the train clicks; ``none``: plain MF."""
+
+    propensity: Literal["popularity", "none"] = "popularity"
+    power: float = Field(0.5, gt=0, description="η in θ_i = (n_i / max n)^η")
+
+
+class RelMf(Section):
+    rel_mf: RelMfConfig = RelMfConfig()
+
+
+class TwoStagePropensity(Section):
+    propensity_epochs: Optional[int] = Field(
+        None, gt=0, description="ips, dr_jl: epochs of the propensity model's own stage; null = train.epochs")
+
+
 class Balancing(Section):
     bmse: BmseConfig = BmseConfig()
 
@@ -216,7 +237,8 @@ class CIps(Section):
 
 # every group, in the order the keys appear in a resolved config
 GROUPS: tuple[type[Section], ...] = (Towers, Weighting, Undersampling, ImputationWeight, Imputation,
-                                     HeuristicImputation, Oversampling, Counterfactual, Balancing, Survey, CIps)
+                                     HeuristicImputation, Oversampling, Counterfactual, Balancing, Survey, CIps,
+                                     TwoStagePropensity, RelMf)
 
 
 def keys_of(group: type[Section]) -> tuple[str, ...]:

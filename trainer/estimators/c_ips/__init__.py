@@ -53,8 +53,13 @@ class CIps(Estimator):
     def fit(self, model: CIpsModel, data: TrainingData, model_dir: Path) -> None:
         c = self.params.c_ips
         epochs = c.rounds * (c.rec_epochs + (c.cluster_epochs if c.propensity == "cluster" else 0))
-        fit_c_ips(observed_pairs(data, model), self.params, data.spec.seed, model=model,
-                  progress=Progress(self.name, model_dir, total_epochs=epochs))
+        pairs = observed_pairs(data, model)
+        if c.feedback == "implicit":  # the clicks only: x_u and eq. 8 count them, every other pair is unlabeled
+            clicked = pairs.labels > 0.5
+            pairs = RatingsData(pairs.users[clicked], pairs.items[clicked], pairs.labels[clicked], pairs.n_users,
+                                pairs.n_items)
+        fit_c_ips(pairs, self.params, data.spec.seed, model=model,
+                  progress=Progress(self.name, model_dir, total_epochs=epochs), block=data.spec.train.block)
 
 
 def observed_pairs(data: TrainingData, model: CIpsModel) -> RatingsData:
