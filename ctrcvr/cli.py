@@ -11,6 +11,7 @@ Examples:
     ctrcvr export --config configs/default.yaml --data-dir data/xf --model-dir models/esmm --export-dir serving/esmm
     ctrcvr compare --config configs/compare.yaml --output-dir runs/compare
     ctrcvr compare --config configs/c_ips.yaml --output-dir runs/c_ips    # ratings: MF / IPS / C-IPS variants
+    ctrcvr tune --config configs/coat.yaml --output-dir runs/coat_tune     # grid over tune.space, MAR validation
 
 Any config key can be overridden: --set train.batch_size=2048 --set model.name=esmm
 
@@ -102,6 +103,9 @@ def _parser() -> argparse.ArgumentParser:
                     "(and compare.sweeps) on the same data; mean ± std table (Markdown, CSV) and plots "
                     "under --output-dir", _compare,
                     [_output_dir, _overwrite, _reuse_data_dir]),
+        "tune": ("grid or random search over the tune.space config keys, selected on the validation split; "
+                 "the chosen config (chosen.yaml) evaluated once on the test split", _tune,
+                 [_output_dir, _overwrite, _reuse_data_dir]),
     }
     for name, (help_text, handler, extras) in commands.items():
         cmd = sub.add_parser(name, help=help_text, description=help_text)
@@ -242,6 +246,20 @@ def _compare(args, config):
     print("\nOutputs:")
     for name, path in result["files"].items():
         print(f"  {name:18s} {path}")
+
+
+def _tune(args, config):
+    from ctrcvr.tune import plan_trials, tune
+    try:
+        plan_trials(config)  # every trial's config valid before anything is simulated or trained
+    except ConfigError as err:
+        raise ConfigError(f"{args.config}: {err}") from None
+    result = tune(config, args.output_dir, overwrite=args.overwrite, data_dir=args.data_dir)
+    print()
+    print(result["table"])
+    print(f"\nchosen: {result['chosen']}\ntest split (once): {json.dumps(result['test'])}\n\nOutputs:")
+    for name, path in result["files"].items():
+        print(f"  {name:20s} {path}")
 
 
 def _reuse_data_dir(cmd):

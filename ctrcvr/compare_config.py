@@ -1,8 +1,9 @@
-"""The ``compare`` section: which estimators (or named variants) and knob sweeps ``ctrcvr compare`` trains
-on the same data, over how many seeds, and which metrics it tabulates (see :mod:`ctrcvr.compare`)."""
+"""The ``compare`` and ``tune`` sections: which estimators (or named variants) and knob sweeps ``ctrcvr
+compare`` trains on the same data, over how many seeds, and which metrics it tabulates
+(:mod:`ctrcvr.compare`); which config keys ``ctrcvr tune`` searches and how it selects (:mod:`ctrcvr.tune`)."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 from pydantic import Field, field_serializer, field_validator, model_validator
 
@@ -75,3 +76,25 @@ class CompareConfig(Section):
             raise ValueError(f"compare.models: two entries are named {', '.join(map(repr, dupes))}; "
                              "give the variants distinct labels")
         return self
+
+
+class TuneConfig(Section):
+    """``ctrcvr tune``: grid or random search over named config keys, selected on the validation split."""
+
+    method: Literal["grid", "random"] = Field("grid", description="grid: every combination of space; random: "
+                                              "trials points drawn from it (seeded by config.seed)")
+    space: dict[str, list[Any]] = Field(
+        {}, description="dotted key (under model., train., eval.) -> the values to try, e.g. "
+        "{train.learning_rate: [0.001, 0.005], model.mf.weight_decay: [0, 1e-4]}")
+    trials: Optional[int] = Field(None, ge=1, description="random: points drawn; grid: at most this many (null: all)")
+    seeds: int = Field(1, ge=1, description="training seeds per point; the score is their mean")
+    metric: str = Field("validation_auc", description="the selection metric, computed on the validation split "
+                        "(validation_*) or the MNAR eval split (snips_*, eval_*); never a test (mar_*) metric")
+    higher_is_better: bool = True
+
+    @field_validator("metric")
+    @classmethod
+    def _not_on_test(cls, metric):
+        if metric.startswith("mar_"):
+            raise ValueError(f"tune.metric={metric!r} reads the MAR test split; select on validation_* or snips_*")
+        return metric

@@ -19,7 +19,7 @@ from typing import Any, Optional, Union
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from ctrcvr.compare_config import CompareConfig, CompareVariant, SweepConfig  # noqa: F401 (re-exported)
+from ctrcvr.compare_config import CompareConfig, CompareVariant, SweepConfig, TuneConfig  # noqa: F401 (re-exported)
 from ctrcvr.yaml_files import parse_yaml, read_text
 from pipeline.config import DataConfig, PreprocessConfig, SimulateConfig, SimulateRatingsConfig
 from trainer.config import EvalConfig, ExportConfig, ModelConfig, TrainConfig
@@ -45,6 +45,7 @@ class Config(Section):
     eval: EvalConfig = EvalConfig()
     export: ExportConfig = ExportConfig()
     compare: CompareConfig = CompareConfig()
+    tune: TuneConfig = TuneConfig()
     run_models: list[str] = Field(
         [], description="`ctrcvr run` also trains and evaluates these estimators beside model.name (which "
         "alone is exported) and prints them side by side (the default config names a few); estimators that "

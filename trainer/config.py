@@ -4,13 +4,14 @@ and export (``train``, ``eval``, ``export``). The estimators' parameter groups a
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+from typing import Literal, Optional
 
 from pydantic import Field, ValidationInfo, field_validator
 
 from trainer.estimators.params import (BmseConfig, CIps, CIpsConfig, Counterfactual, HeuristicImputation,  # noqa: F401
                                        Imputation, ImputationWeight, IpwConfig, Oversampling, Survey,
-                                       SurveyConfig, TowerConfig, Towers, Undersampling, Weighting, Balancing)
+                                       RelMf, SurveyConfig, TowerConfig, Towers, TwoStagePropensity, Undersampling, Weighting,
+                                       Balancing)
 from trainer.estimators.registry import DEFAULT_ESTIMATOR
 from transforms.schema import FeatureConfig, LabelsConfig, Section
 
@@ -20,7 +21,7 @@ class _Estimator(Section):
     embedding_dim: int = Field(8, gt=0)
 
 
-class ModelConfig(CIps, Survey, Balancing, Counterfactual, Oversampling, HeuristicImputation, Imputation,
+class ModelConfig(RelMf, TwoStagePropensity, CIps, Survey, Balancing, Counterfactual, Oversampling, HeuristicImputation, Imputation,
                   ImputationWeight, Undersampling, Weighting, Towers, _Estimator):
     """``model:``: the estimator's name, the embedding size, and every parameter group of
     :mod:`trainer.estimators.params` (flat YAML keys, as users write them).
@@ -62,6 +63,27 @@ class ModelConfig(CIps, Survey, Balancing, Counterfactual, Oversampling, Heurist
         return ModelConfig(name=name, **kept)
 
 
+class SelectionConfig(Section):
+    """Early stopping and model selection on a named split and metric (seed 002's protocol), evaluated
+    after every epoch; the best epoch's weights are kept. Ratings data only."""
+
+    split: Literal["validation", "eval"] = Field(
+        "validation", description="validation: the MAR validation slice (eval.validation_fraction of the MAR "
+        "test files); eval: the MNAR eval split, where ranking metrics are SNIPS estimates (no MAR data)")
+    metric: str = Field("auc", pattern=r"^(auc|logloss|(ndcg|dcg|recall|map)@[1-9][0-9]*)$",
+                        description="auc, logloss (lower is better), or ndcg@K / dcg@K / recall@K / map@K")
+    patience: Optional[int] = Field(3, ge=1, description="stop after this many epochs without improvement; "
+                                    "null: train every epoch, keep the best")
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.metric != "logloss"
+
+    @property
+    def log_name(self) -> str:
+        return f"select_{self.split}_{self.metric}"
+
+
 class TrainConfig(Section):
     batch_size: int = Field(1024, gt=0)
     epochs: int = Field(3, gt=0)
@@ -84,6 +106,15 @@ class TrainConfig(Section):
         "a deterministic input order (interleave and map in order, fixed shuffle seeds). Off, shards are "
         "interleaved in whatever order they are read and float sums may run in another order, so metrics "
         "differ slightly from run to run; on is slower (see docs/reliability.md)")
+    select: Optional[SelectionConfig] = Field(
+        None, description="early stopping and model selection on a named split + metric, e.g. "
+        "{split: validation, metric: auc} (ratings data); null: train.early_stopping_* on the eval split")
+    input: Literal["records", "full_matrix"] = Field(
+        "records", description="records: the train shards; full_matrix (ratings): every (user, item) pair "
+        "streamed in user x item blocks, the train split's observed ratings marked (o = 1, r = label), "
+        "instead of writing the unobserved rows through Beam (data.ratings.unobserved: 0)")
+    block: tuple[int, int] = Field((256, 128), description="full_matrix: users x items per block (batch = "
+                                   "their product); blocks are visited in a shuffled order each epoch")
     input_threads: Optional[int] = Field(
         None, ge=1, description="give the tf.data input pipeline a private pool of this many threads (one "
         "per op): on a 2-core machine 1 stops it competing with the train step (ESMM at the seed-003 size "
@@ -100,6 +131,13 @@ class EvalConfig(Section):
         "of the feature (e.g. [position])")
     ranking_ks: list[int] = Field(
         [1, 3, 5], min_length=1, description="ratings: K of NDCG@K, DCG@K, Recall@K, MAP@K (per user)")
+    validation_fraction: float = Field(
+        0.05, ge=0, lt=1, description="ratings: the share of the MAR test split (a hash of user and item ids) "
+        "held out as the validation split for early stopping and selection; the rest is the test split")
+    test: bool = Field(True, description="ratings: evaluate the MAR test split (tune turns it off for trials)")
+    rare_items: Optional[float] = Field(
+        None, gt=0, le=1, description="ratings: also report mar_rare_<metric> over the test items of this share "
+        "of the least popular items (train interactions); 0.5 = seed 004's non-popular half")
     snips_power: float = Field(
         0.5, gt=0, description="ratings: the SNIPS estimate on the MNAR eval split weights by 1/p̂ with "
         "Rel-MF's popularity propensity p̂(v) = (n(v) / max n)^power, n counted on the train split")

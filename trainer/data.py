@@ -89,15 +89,70 @@ class TrainingData:
         return self.tft_output.transformed_feature_spec()
 
     def dataset(self, split: str, batch_size: int, shuffle: bool = False, repeat: bool = False) -> tf.data.Dataset:
-        """Batches of ``split``; shuffled with ``train.shuffle_buffer`` and the seed when ``shuffle``."""
+        """Batches of ``split``; shuffled with ``train.shuffle_buffer`` and the seed when ``shuffle``.
+        ``validation`` and ``test`` are the two slices of the MAR test shards (:mod:`trainer.pairs`);
+        ``train`` with ``train.input: full_matrix`` is every (user, item) pair in blocks."""
         cfg = self.spec.train
-        ds = make_dataset(split_files(self.data_dir, split), self.feature_spec, batch_size,
+        if split == "train" and cfg.input == "full_matrix":
+            ds = self.full_matrix(shuffle=shuffle)
+            return (ds.repeat() if repeat else ds).with_options(input_options(cfg))
+        ds = make_dataset(split_files(self.data_dir, self._shards(split)), self.feature_spec, batch_size,
                           cfg.shuffle_buffer if shuffle else 0, seed=self.spec.seed, repeat=repeat,
                           deterministic=cfg.deterministic)
+        keep = self._slice(split)
+        if keep is not None:
+            ds = (ds.map(keep).unbatch().filter(lambda row: row["_keep"])
+                  .map(lambda row: {k: v for k, v in row.items() if k != "_keep"}).batch(batch_size))
         return ds.with_options(input_options(cfg))
 
     def has_split(self, split: str) -> bool:
+        if split == "validation":
+            return self._validation_fraction() > 0 and has_split(self.data_dir, "test")
         return has_split(self.data_dir, split)
+
+    def _validation_fraction(self) -> float:
+        return self.spec.eval.validation_fraction if self.spec.labels.task == "ratings" else 0.0
+
+    def _shards(self, split: str) -> str:
+        return "test" if split == "validation" else split
+
+    def _slice(self, split: str):
+        """None, or a batch map adding ``_keep`` (the rows of ``split`` among the test shards)."""
+        fraction = self._validation_fraction()
+        if split not in ("validation", "test") or fraction <= 0:
+            if split == "validation":
+                raise ValueError("no validation split: set eval.validation_fraction > 0 (ratings data with "
+                                 "MAR test_files)")
+            return None
+        from trainer.pairs import BUCKETS, tf_pair_bucket
+        columns, cut = self.pair_columns(), int(round(fraction * BUCKETS))
+
+        def keep(batch):
+            inside = tf_pair_bucket(tf.reshape(batch[columns.user], [-1]), tf.reshape(batch[columns.item], [-1])) < cut
+            return {**batch, "_keep": inside if split == "validation" else ~inside}
+        return keep
+
+    def observed_matrix(self, split: str = "train"):
+        """The observed ratings (o = 1) of ``split`` as dense matrices (:class:`trainer.pairs.ObservedMatrix`)."""
+        from trainer.pairs import ObservedMatrix
+        columns, labels = self.pair_columns(), self.spec.labels
+        rows = self.read_columns(split, [columns.user, columns.item, labels.selection, labels.outcome])
+        seen = rows[labels.selection] > 0.5
+        return ObservedMatrix.from_pairs(rows[columns.user][seen].astype(np.int64),
+                                         rows[columns.item][seen].astype(np.int64), rows[labels.outcome][seen],
+                                         columns.n_users, columns.n_items)
+
+    def full_matrix(self, shuffle: bool = True) -> tf.data.Dataset:
+        """``train.input: full_matrix``: every pair in blocks, as batches of the transformed columns."""
+        from trainer.pairs import full_matrix_dataset
+        columns, labels = self.pair_columns(), self.spec.labels
+        others = [f.name for f in self.spec.features if f.name not in self.spec.pair_features]
+        if others:
+            raise ValueError(f"train.input: full_matrix streams (user, item) pairs only; the features "
+                             f"{', '.join(others)} are not pair columns")
+        names = {"user": columns.user, "item": columns.item, "o": labels.selection, "r": labels.outcome}
+        ds = full_matrix_dataset(self.observed_matrix("train"), self.spec.train.block, self.spec.seed, shuffle)
+        return ds.map(lambda b: {names[k]: v for k, v in b.items()})
 
     def cardinalities(self) -> dict[str, int]:
         """Table size of every embedded feature, from the transform output (never from the config)."""
@@ -122,9 +177,19 @@ class TrainingData:
         missing = [c for c in columns if c not in spec]
         if missing:
             raise KeyError(f"the preprocessed data has no column(s) {', '.join(missing)}")
-        ds = make_dataset(split_files(self.data_dir, split), {c: spec[c] for c in columns}, batch_size)
-        parts: dict[str, list[np.ndarray]] = {c: [] for c in columns}
+        keep = self._slice(split)
+        wanted = list(columns)
+        if keep is not None:
+            pair = self.pair_columns()
+            wanted += [c for c in (pair.user, pair.item) if c not in wanted]
+        ds = make_dataset(split_files(self.data_dir, self._shards(split)), {c: spec[c] for c in wanted}, batch_size)
+        parts: dict[str, list[np.ndarray]] = {c: [] for c in wanted}
         for batch in ds:
-            for c in columns:
+            for c in wanted:
                 parts[c].append(batch[c].numpy().reshape(-1))
-        return {c: np.concatenate(v) if v else np.array([]) for c, v in parts.items()}
+        out = {c: np.concatenate(v) if v else np.array([]) for c, v in parts.items()}
+        if keep is not None:
+            from trainer.pairs import validation_mask
+            mask = validation_mask(out[pair.user], out[pair.item], self._validation_fraction())
+            out = {c: v[mask if split == "validation" else ~mask] for c, v in out.items()}
+        return {c: out[c] for c in columns}

@@ -67,7 +67,8 @@ def test_c_ips_is_evaluated_on_the_mar_split_and_reloads_to_the_same_metrics(rat
     for k in (1, 3, 5):
         for name in ("ndcg", "dcg", "recall", "map"):
             assert 0 <= metrics[f"mar_{name}@{k}"] <= 1 and 0 <= metrics[f"snips_{name}@{k}"] <= 1
-    assert metrics["mar_rows"] == 320 and 0 < metrics["mar_auc"] < 1
+    assert metrics["mar_rows"] + metrics["validation_rows"] == 320 and 0 < metrics["mar_auc"] < 1
+    assert 0 < metrics["validation_rows"] < 0.15 * 320, "eval.validation_fraction (5 %) of the MAR split"
     assert "bmse_1" not in metrics, "c_ips predicts no observation propensity"
     reloaded = load_trained_model(trainer_spec(ratings_run["config"]), ratings_run["data"], ratings_run["dir"] / "model")
     assert evaluate(reloaded, trainer_spec(ratings_run["config"]), ratings_run["data"]) == metrics
@@ -107,12 +108,18 @@ def test_the_evaluation_reads_the_right_splits_and_weights_as_recomputed_from_th
     import pyarrow as pa
     from pipeline.splits import eval_mask
     from trainer.evaluation.ranking import popularity_propensity
+    from trainer.pairs import validation_mask
     config, data, raw = ratings_run["config"], ratings_run["data"], ratings_run["dir"] / "data" / "raw"
     vocabulary = tft.TFTransformOutput(str(data)).vocabulary_by_name("item_id")
     threshold, ks = config.labels.rating_threshold, (1, 3, 5)
     got = evaluate(_Oracle(propensity=True), trainer_spec(config), data)
 
     test = pd.read_csv(raw / TRIPLET_FILES["test"], names=["u", "i", "rating"])
+    users = {v.decode(): k for k, v in enumerate(tft.TFTransformOutput(str(data)).vocabulary_by_name("user_id"))}
+    items = {v.decode(): k for k, v in enumerate(vocabulary)}
+    in_validation = validation_mask([users.get(str(u), len(users)) for u in test["u"]],
+                                    [items.get(str(i), len(items)) for i in test["i"]], config.eval.validation_fraction)
+    test = test[~in_validation]  # the MAR validation slice (trainer.pairs) is not part of the test metrics
     relevant = (test["rating"] > threshold).to_numpy(np.float32)
     mar = ranking_metrics(test["u"], _oracle_scores(test, relevant, vocabulary), relevant, ks)
     mnar = pd.read_csv(raw / TRIPLET_FILES["train"], names=["u", "i", "rating"])

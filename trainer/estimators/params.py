@@ -102,6 +102,11 @@ class CIpsConfig(Section):
     """c_ips (seed 004, Algorithm 2) and its baselines on (user, item, rating) data; a rating above
     ``labels.rating_threshold`` is a positive."""
 
+    feedback: Literal["explicit", "implicit"] = Field(
+        "explicit", description="explicit: eq. 9 over the rated pairs, label = rating > threshold; implicit "
+        "(seed 004's protocol): the clicks (rated above the threshold) are the positives and every other pair "
+        "is unlabeled; the recommender is trained over every pair with Rel-MF's loss, θ = eq. 8's cluster "
+        "propensity (:mod:`trainer.estimators.rel_mf`)")
     propensity: Literal["cluster", "user", "none"] = Field(
         "cluster", description="'cluster': C-IPS eq. 8 on DEC clusters; 'user': user-level IPS (a logistic "
         "observation model per user-item pair); 'none': plain MF")
@@ -115,11 +120,49 @@ class CIpsConfig(Section):
     l2: float = Field(1e-5, ge=0, description="L2 penalty on the item embeddings and phi's kernels")
 
 
+class MfConfig(Section):
+    """The ``mf`` backbone (:mod:`trainer.model.mf`): logit = ⟨p_u, q_i⟩ + b_u + b_i + b.
+
+    p_u, q_i are the vectors of ``user_feature`` / ``item_feature`` in the tower's embedding group,
+    sized ``embedding_dim`` (its own size, not ``model.embedding_dim``); b_u, b_i, b belong to the tower.
+    The L2 penalty ``weight_decay``·mean_batch(‖p_u‖² + ‖q_i‖²) is added to every update's loss.
+    """
+
+    embedding_dim: int = Field(64, gt=0, description="size of p_u and q_i")
+    weight_decay: float = Field(1e-4, ge=0, description="L2 on the batch's p_u and q_i (mean over the batch)")
+    user_feature: Optional[str] = Field(None, description="the user feature; null: the ratings' user column")
+    item_feature: Optional[str] = Field(None, description="the item feature; null: the ratings' item column")
+    biases: bool = Field(True, description="add b_u + b_i + b")
+
+
 # --------------------------------------------------------------------------- the groups
 class Towers(Section):
-    """The multi-task model's towers (every estimator built on :mod:`trainer.model.multitask`)."""
+    """The multi-task model's towers (every estimator built on :mod:`trainer.model.multitask`) and the
+    backbone that turns a tower's embedded features into its logit (:mod:`trainer.model.backbones`)."""
 
     tower: TowerConfig = TowerConfig()
+    backbone: str = Field("mlp", description="every tower's backbone: mlp (today's towers) or mf")
+    tower_backbones: dict[str, str] = Field(
+        {}, description="per-tower override of backbone, e.g. {ctr: mlp} (the propensity tower an MLP)")
+    mf: MfConfig = MfConfig()
+
+    @field_validator("backbone")
+    @classmethod
+    def _known_backbone(cls, name):
+        from trainer.model.backbones import get_backbone
+        get_backbone(name)
+        return name
+
+    @field_validator("tower_backbones")
+    @classmethod
+    def _known_backbones(cls, names):
+        from trainer.model.backbones import get_backbone
+        for name in names.values():
+            get_backbone(name)
+        return names
+
+    def backbone_of(self, tower: str) -> str:
+        return self.tower_backbones.get(tower, self.backbone)
 
 
 class Weighting(Section):
@@ -164,6 +207,22 @@ class Counterfactual(Section):
         1.0, ge=0, description="ESCM2: weight λ_c of the counterfactual IPW / DR CVR regulariser")
 
 
+class RelMfConfig(Section):
+    """rel_mf (Saito et al. 2020): θ_i = (n_i / max n)^power from the train clicks; ``none``: plain MF."""
+
+    propensity: Literal["popularity", "none"] = "popularity"
+    power: float = Field(0.5, gt=0, description="η in θ_i = (n_i / max n)^η")
+
+
+class RelMf(Section):
+    rel_mf: RelMfConfig = RelMfConfig()
+
+
+class TwoStagePropensity(Section):
+    propensity_epochs: Optional[int] = Field(
+        None, gt=0, description="ips, dr_jl: epochs of the propensity model's own stage; null = train.epochs")
+
+
 class Balancing(Section):
     bmse: BmseConfig = BmseConfig()
 
@@ -178,7 +237,8 @@ class CIps(Section):
 
 # every group, in the order the keys appear in a resolved config
 GROUPS: tuple[type[Section], ...] = (Towers, Weighting, Undersampling, ImputationWeight, Imputation,
-                                     HeuristicImputation, Oversampling, Counterfactual, Balancing, Survey, CIps)
+                                     HeuristicImputation, Oversampling, Counterfactual, Balancing, Survey, CIps,
+                                     TwoStagePropensity, RelMf)
 
 
 def keys_of(group: type[Section]) -> tuple[str, ...]:

@@ -14,7 +14,8 @@ import importlib
 from typing import Any, Callable, Mapping
 
 from trainer.estimators.params import (Balancing, CIps, Counterfactual, HeuristicImputation, Imputation,
-                                       ImputationWeight, Oversampling, Survey, Towers, Undersampling, Weighting)
+                                       ImputationWeight, Oversampling, RelMf, Survey, Towers, TwoStagePropensity, Undersampling,
+                                       Weighting)
 
 # The validation metrics an estimator may declare (computed in trainer.model.validation); early stopping
 # may monitor val_loss, val_<term> and val_<metric> of these.
@@ -84,10 +85,13 @@ ESTIMATORS: dict[str, EstimatorSpec] = {s.name: s for s in (
     _spec("escm2_dr", "escm2_dr:Escm2Dr", (*_DR, ImputationWeight, Counterfactual)),
     _spec("ips_v2", "ips_v2:IpsV2", (*_CVR, Balancing)),
     _spec("dr_v2", "dr_v2:DrV2", (*_DR, ImputationWeight, Balancing)),
+    _spec("ips", "ips:Ips", (*_CVR, TwoStagePropensity)),
+    _spec("dr_jl", "dr_jl:DrJl", (*_DR, TwoStagePropensity)),
     _spec("oracle", "oracle:Oracle", needs_potential_outcome=True),
     _spec("survey_ipw", "survey:SurveyIpw", (Towers, Weighting, Survey), ()),
     _spec("survey_standalone", "survey:SurveyStandalone", (Towers, Survey), ()),
     _spec("c_ips", "c_ips:CIps", (Weighting, CIps), ()),
+    _spec("rel_mf", "rel_mf:RelMf", (Towers, Weighting, RelMf), ()),
 )}
 
 

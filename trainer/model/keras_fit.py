@@ -3,7 +3,8 @@
 Callbacks: progress (:class:`trainer.progress.Progress`, TensorBoard under ``<model_dir>/tensorboard``),
 a clear error on a non-finite loss, ``BackupAndRestore`` under ``<model_dir>/backup``, and early stopping
 on any metric the model reports (``train.early_stopping_monitor``: val_loss, val_<term>, or val_<metric>
-of the estimator's declared validation metrics).
+of the estimator's declared validation metrics); with ``train.select``, selection of the best epoch on a
+named split and metric (:mod:`trainer.model.selection`).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import tf_keras
 
 from trainer.config import TrainConfig
 from trainer.data import TrainingData
+from trainer.model.selection import selection_callbacks
 from trainer.progress import Progress, ProgressCallback
 
 log = logging.getLogger("trainer")
@@ -29,7 +31,7 @@ def keras_fit(model, data: TrainingData, model_dir: Path) -> None:
     _trace_test_function(model, eval_ds)
     log.info("training %s: %d epoch(s), batch %d, lr %g", model.name, cfg.epochs, cfg.batch_size, cfg.learning_rate)
     model.fit(train_ds, validation_data=eval_ds, epochs=cfg.epochs, steps_per_epoch=cfg.steps_per_epoch,
-              callbacks=_callbacks(model.name, cfg, Path(model_dir)), verbose=0)
+              callbacks=selection_callbacks(data) + _callbacks(model.name, cfg, Path(model_dir)), verbose=0)
 
 
 def _trace_test_function(model, eval_ds) -> None:

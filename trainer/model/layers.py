@@ -1,7 +1,8 @@
-"""Shared model machinery: per-field embeddings built from the transform output, and towers."""
+"""Shared model machinery: per-field embeddings built from the transform output, and the MLP towers
+(the ``mlp`` backbone of :mod:`trainer.model.backbones`)."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Optional, Sequence
 
 import tensorflow as tf
 import tf_keras
@@ -19,22 +20,28 @@ class FeatureEmbedding(tf_keras.layers.Layer):
     """
 
     def __init__(self, features: Sequence[FeatureConfig], cardinalities: dict[str, int],
-                 embedding_dim: int, **kwargs):
+                 embedding_dim: int, dims: Optional[Mapping[str, int]] = None, **kwargs):
         super().__init__(**kwargs)
         self._embedded = [f for f in features if f.is_embedded]
         self._dense = [f for f in features if not f.is_embedded]
         self._cardinalities = dict(cardinalities)
         self._embedding_dim = embedding_dim
+        dims = dict(dims or {})
         self.tables = {
-            f.name: tf_keras.layers.Embedding(cardinalities[f.name], f.embedding_dim or embedding_dim,
+            f.name: tf_keras.layers.Embedding(cardinalities[f.name], dims.get(f.name, f.embedding_dim or embedding_dim),
                                               name=f"embedding_{f.name}")
             for f in self._embedded}
 
     def call(self, features):
-        parts = [self._lookup(f, features[transformed_name(f.name)]) for f in self._embedded]
-        parts += [tf.reshape(tf.cast(features[transformed_name(f.name)], tf.float32), [-1, 1])
-                  for f in self._dense]
-        return tf.concat(parts, axis=-1)
+        return tf.concat(list(self.fields(features).values()), axis=-1)
+
+    def fields(self, features) -> dict[str, tf.Tensor]:
+        """{field: [batch, d]}: the embedded fields' vectors in declaration order, then the numeric
+        features as [batch, 1] (what a backbone reads; :meth:`call` is their concatenation)."""
+        out = {f.name: self._lookup(f, features[transformed_name(f.name)]) for f in self._embedded}
+        out.update({f.name: tf.reshape(tf.cast(features[transformed_name(f.name)], tf.float32), [-1, 1])
+                    for f in self._dense})
+        return out
 
     def _lookup(self, feature: FeatureConfig, ids) -> tf.Tensor:
         """[batch, dim] vectors; a multivalued feature (sparse ids) is the mean of its values' vectors
@@ -67,3 +74,18 @@ def make_tower(config: TowerConfig, name: str) -> tf_keras.Sequential:
             layers.append(tf_keras.layers.Dropout(config.dropout, name=f"{name}_dropout{i}"))
     layers.append(tf_keras.layers.Dense(1, name=f"{name}_logit"))
     return tf_keras.Sequential(layers, name=f"{name}_tower")
+
+
+class MlpBackbone(tf_keras.layers.Layer):
+    """The ``mlp`` backbone: :func:`make_tower` over the concatenated field vectors (``model.tower``)."""
+
+    def __init__(self, context, **kwargs):
+        super().__init__(name=f"{context.name}_mlp", **kwargs)
+        self.mlp = make_tower(context.model.tower, context.name)
+
+    @classmethod
+    def field_dims(cls, context) -> dict[str, int]:
+        return {}
+
+    def call(self, fields, features=None, training=False):
+        return tf.squeeze(self.mlp(tf.concat(list(fields.values()), axis=-1), training=training), axis=-1)

@@ -7,13 +7,14 @@ the loss; the model runs them and reports each loss term.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Optional
 
 import tensorflow as tf
 import tf_keras
 
+from trainer.model.backbones import BackboneContext, get_backbone
 from trainer.model.labels import POTENTIAL_OUTCOME, SHARED, Labels, Update
-from trainer.model.layers import FeatureEmbedding, make_tower
+from trainer.model.layers import FeatureEmbedding
 from trainer.model.propensity import field_key
 from trainer.model.validation import validation_metrics
 from transforms.schema import LabelsConfig
@@ -27,16 +28,18 @@ class MultiTaskModel(tf_keras.Model):
 
     ``make_embedding(group)`` builds the embedding of one group (constructor injection, so
     tests and benchmarks can size tables without a transform output). ``labels`` names the
-    columns of o and r in a batch.
+    columns of o and r in a batch. ``backbones`` maps each tower to the layer computing its logit
+    from the group's per-field vectors (:func:`build_backbones`; default: the MLP towers of
+    ``model.tower``); towers mapped to one layer share it (a per-group backbone).
     """
 
     def __init__(self, make_embedding: Callable[[str], FeatureEmbedding], estimator,  # a MultiTaskEstimator
-                 labels: LabelsConfig, dense_gradients: bool = True, **kwargs):
+                 labels: LabelsConfig, dense_gradients: bool = True, backbones: Optional[dict] = None, **kwargs):
         super().__init__(**kwargs)
         self.estimator = estimator
         groups = sorted({estimator.embedding_group(t) for t in estimator.towers})
         self.embeddings = {g: make_embedding(g) for g in groups}
-        self.towers = {name: make_tower(estimator.params.tower, name) for name in estimator.towers}
+        self.towers = backbones or build_backbones(estimator, (), {})
         self._selection, self._outcome = labels.selection, labels.outcome
         self._dense_gradients = dense_gradients
         self._trackers = [tf_keras.metrics.Mean(name=t) for t in ("loss", *estimator.terms)]
@@ -50,9 +53,13 @@ class MultiTaskModel(tf_keras.Model):
 
     def call(self, features, training=False):
         """Transformed features -> {tower name: logits of shape [batch]} (+ ``field/<name>`` vectors)."""
-        x = {g: emb(features) for g, emb in self.embeddings.items()}
-        out = {name: tf.squeeze(tower(x[self.estimator.embedding_group(name)], training=training), axis=-1)
-               for name, tower in self.towers.items()}
+        x = {g: emb.fields(features) for g, emb in self.embeddings.items()}
+        out, done = {}, {}
+        for name, tower in self.towers.items():
+            if id(tower) not in done:
+                done[id(tower)] = tower(x[self.estimator.embedding_group(name)], features, training=training)
+            logits = done[id(tower)]
+            out[name] = logits[name] if isinstance(logits, dict) else logits
         fields = self.estimator.fields()
         if fields:
             vectors = self.embeddings[self.estimator.embedding_group("cvr")].vectors(features, fields)
@@ -112,16 +119,53 @@ class MultiTaskModel(tf_keras.Model):
         return {t.name: t.result() for t in self._trackers}
 
 
+def backbone_contexts(estimator, features, cardinalities, pair_features=None) -> list[tuple]:
+    """``[(BackboneSpec, BackboneContext)]``: one per tower, or one per embedding group for the towers of
+    a group on a per-group backbone (``model.backbone`` / ``model.tower_backbones``)."""
+    params, plans, grouped = estimator.params, [], {}
+    for tower in estimator.towers:
+        spec = get_backbone(params.backbone_of(tower))
+        if spec.per == "group":
+            grouped.setdefault((spec.name, estimator.embedding_group(tower)), []).append(tower)
+        else:
+            plans.append((spec, BackboneContext(tower, (tower,), params, tuple(features), dict(cardinalities),
+                                                pair_features)))
+    for (name, group), towers in grouped.items():
+        plans.append((get_backbone(name), BackboneContext(group, tuple(towers), params, tuple(features),
+                                                          dict(cardinalities), pair_features)))
+    return plans
+
+
+def build_backbones(estimator, features, cardinalities, pair_features=None) -> dict:
+    """{tower: backbone layer} for the estimator's towers (a per-group layer appears under each of its towers)."""
+    layers = {}
+    for spec, context in backbone_contexts(estimator, features, cardinalities, pair_features):
+        layer = spec.load()(context)
+        layers.update({t: layer for t in context.towers})
+    return {t: layers[t] for t in estimator.towers}
+
+
+def group_dims(estimator, features, cardinalities, pair_features=None) -> dict[str, dict[str, int]]:
+    """{embedding group: {field: dim}}: the table sizes the group's backbones ask for (mf: p_u, q_i)."""
+    dims: dict[str, dict[str, int]] = {}
+    for spec, context in backbone_contexts(estimator, features, cardinalities, pair_features):
+        for tower in context.towers:
+            dims.setdefault(estimator.embedding_group(tower), {}).update(spec.load().field_dims(context))
+    return dims
+
+
 def build_multitask_model(estimator, data: "TrainingData") -> MultiTaskModel:
     """The estimator's model on embeddings sized from the transform output, its variables built."""
     spec = data.spec
     sizes = data.cardinalities()
+    dims = group_dims(estimator, spec.features, sizes, spec.pair_features)
 
     def make_embedding(group: str) -> FeatureEmbedding:
         name = "embedding" if group == SHARED else f"embedding_{group}"
-        return FeatureEmbedding(spec.features, sizes, estimator.params.embedding_dim, name=name)
+        return FeatureEmbedding(spec.features, sizes, estimator.params.embedding_dim, dims=dims.get(group), name=name)
 
     model = MultiTaskModel(make_embedding, estimator, spec.labels, spec.train.dense_embedding_gradients,
+                           backbones=build_backbones(estimator, spec.features, sizes, spec.pair_features),
                            name=estimator.name)
     model(next(iter(data.dataset("eval", 2))))  # build the variables (weights load, BackupAndRestore)
     return model

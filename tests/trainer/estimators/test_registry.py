@@ -42,7 +42,7 @@ def test_sweeps_are_declared_by_their_estimator():
     ("heuristic_eta", 0.01, "heuristic_dr"),
     ("counterfactual_weight", 0.5, "escm2_ipw, escm2_dr"),
     ("imputation_weight", 0.5, "multi_dr, escm2_dr, dr_v2"),
-    ("undersample_rate", 1.5, "multi_dr, joint_learning_dr, heuristic_dr, escm2_dr, dr_v2"),
+    ("undersample_rate", 1.5, "multi_dr, joint_learning_dr, heuristic_dr, escm2_dr, dr_v2, dr_jl"),
     ("bmse", {"phi": "K"}, "ips_v2, dr_v2"),
     ("survey", {"satisfaction_task": "classification"}, "survey_ipw, survey_standalone"),
     ("c_ips", {"n_clusters": 2}, "c_ips"),

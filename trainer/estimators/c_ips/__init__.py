@@ -5,7 +5,8 @@
         T epochs of DEC on φ and the centres μ_k (eqs. 5–7, Algorithm 1; see :mod:`.stratification`)
         p̂(u, v) from the hard clusters c_u = argmax_k a_uk (eq. 8)
         recommender epochs on eq. 9, over the observed pairs O:
-            L_rec = Σ_O w(p̂)·BCE(y_uv, σ(s_u·s_v)) / Σ_O w(p̂)          w = 1/p̂ bounded by ``model.ipw``
+            L_rec = Σ_O w(p̂)·BCE(y_uv, σ(mf(s_u, s_v))) / Σ_O w(p̂)      w = 1/p̂ bounded by ``model.ipw``
+(mf = ⟨s_u, s_v⟩ + b_u + b_v + b, the MF of :mod:`trainer.model.mf` with p_u = s_u = φ(x_u))
 (eq. 9 is a plain sum; dividing by Σ w keeps the learning rate comparable across propensity models.)
 
 ``model.c_ips.propensity`` swaps the propensity and keeps everything else:
@@ -23,7 +24,7 @@ item table from the transform output (vocabulary + OOV ids of the ratings' user 
 non-trainable weight, so the saved weights and the SavedModel carry it; an unseen user (OOV id) has
 x_u = 0 and gets φ(0). Served output (the stable contract):
 
-    relevance = σ(s_u·s_v) = P(rating > labels.rating_threshold | u, v), the score the ranking uses.
+    relevance = σ(mf(s_u, s_v)) = P(rating > labels.rating_threshold | u, v), the score the ranking uses.
 """
 from __future__ import annotations
 
@@ -52,8 +53,13 @@ class CIps(Estimator):
     def fit(self, model: CIpsModel, data: TrainingData, model_dir: Path) -> None:
         c = self.params.c_ips
         epochs = c.rounds * (c.rec_epochs + (c.cluster_epochs if c.propensity == "cluster" else 0))
-        fit_c_ips(observed_pairs(data, model), self.params, data.spec.seed, model=model,
-                  progress=Progress(self.name, model_dir, total_epochs=epochs))
+        pairs = observed_pairs(data, model)
+        if c.feedback == "implicit":  # the clicks only: x_u and eq. 8 count them, every other pair is unlabeled
+            clicked = pairs.labels > 0.5
+            pairs = RatingsData(pairs.users[clicked], pairs.items[clicked], pairs.labels[clicked], pairs.n_users,
+                                pairs.n_items)
+        fit_c_ips(pairs, self.params, data.spec.seed, model=model,
+                  progress=Progress(self.name, model_dir, total_epochs=epochs), block=data.spec.train.block)
 
 
 def observed_pairs(data: TrainingData, model: CIpsModel) -> RatingsData:

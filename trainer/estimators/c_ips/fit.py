@@ -13,6 +13,7 @@ from trainer.estimators.c_ips.model import CIpsModel, RatingsData
 from trainer.estimators.c_ips.stratification import (cluster_propensities, clustering_loss, kmeans_centres,
                                                      soft_assignment, target_distribution)
 from trainer.model.losses import bce_with_logits
+from trainer.model.mf import l2_penalty
 from trainer.model.propensity import inverse_propensity_weights
 from trainer.progress import Progress
 
@@ -25,10 +26,14 @@ class CIpsResult:
 
 
 def fit_c_ips(data: RatingsData, params, seed: int, model: Optional[CIpsModel] = None,
-              progress: Optional[Progress] = None) -> CIpsResult:
+              progress: Optional[Progress] = None, block: tuple[int, int] = (256, 128)) -> CIpsResult:
     """Algorithm 2 with the configured propensity (``params.c_ips``; ``params`` is the ``model`` section),
-    on in-memory training pairs; trains ``model`` (its x_u set from ``data``) or a new one sized by ``data``."""
+    on in-memory training pairs; trains ``model`` (its x_u set from ``data``) or a new one sized by ``data``.
+    With ``feedback: implicit`` ``data`` holds the clicks only and the recommender epochs run over every
+    pair in ``block`` s (Rel-MF's loss, θ from eq. 8)."""
     c = params.c_ips
+    if c.feedback == "implicit" and c.propensity == "user":
+        raise ValueError("model.c_ips.feedback: implicit supports propensity cluster or none, not user")
     tf_keras.utils.set_random_seed(seed)
     if model is None:
         model = CIpsModel(data.n_users, data.n_items, params.embedding_dim, c.hidden_units, c.n_clusters)
@@ -48,6 +53,10 @@ def fit_c_ips(data: RatingsData, params, seed: int, model: Optional[CIpsModel] =
                 _dec_epoch(model, optimizer, c.batch_size, rng, progress, f"round {r}/{c.rounds} DEC epoch {t}")
             clusters = np.argmax(model.assignments().numpy(), axis=1)
             p_hat = cluster_propensities(clusters, data.users, data.items, data.n_items)
+        if c.feedback == "implicit":
+            _implicit_epochs(model, optimizer, data, clusters if c.propensity == "cluster" else None, params,
+                             block, seed + r, progress, f"round {r}/{c.rounds} recommender epoch")
+            continue
         w = inverse_propensity_weights(tf.constant(p_hat, tf.float32), params.ipw).numpy()
         for t in range(1, c.rec_epochs + 1):
             _recommender_epoch(model, optimizer, data, w, c.batch_size, c.l2, rng, progress,
@@ -105,7 +114,7 @@ def _dec_epoch(model: CIpsModel, optimizer, batch_size: int, rng: np.random.Gene
 def _recommender_epoch(model: CIpsModel, optimizer, data: RatingsData, w: np.ndarray, batch_size: int,
                        l2: float, rng: np.random.Generator, progress: Progress, label: str) -> None:
     """One epoch of eq. 9 (self-normalised per batch) over the observed pairs, updating φ and s_v."""
-    variables = model.phi.trainable_variables + model.item_embedding.trainable_variables
+    variables = model.phi.trainable_variables + model.item_embedding.trainable_variables + model.score.trainable_variables
     batches = np.array_split(rng.permutation(len(data.users)), max(1, len(data.users) // batch_size))
     progress.start_epoch(label, steps=len(batches))
     losses = []
@@ -114,10 +123,30 @@ def _recommender_epoch(model: CIpsModel, optimizer, data: RatingsData, w: np.nda
         weight, y = tf.constant(w[idx]), tf.constant(data.labels[idx])
         with tf.GradientTape() as tape:
             h, s = model.user_vectors(users), model.item_embedding(items)
-            e = bce_with_logits(y, tf.reduce_sum(h * s, axis=-1))
-            loss = tf.reduce_sum(weight * e) / tf.reduce_sum(weight)
-            loss += l2 * tf.reduce_mean(tf.reduce_sum(h ** 2, -1) + tf.reduce_sum(s ** 2, -1))
+            e = bce_with_logits(y, model.score(h, s, users, items))
+            loss = tf.reduce_sum(weight * e) / tf.reduce_sum(weight) + l2 * l2_penalty(h, s)
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         losses.append(loss)
         progress.step(len(idx), {"recommender": loss})
     progress.end_epoch({"recommender": tf.reduce_mean(losses)})
+
+
+def _implicit_epochs(model: CIpsModel, optimizer, data: RatingsData, clusters, params, block, seed: int,
+                     progress: Progress, label: str) -> None:
+    """``rec_epochs`` Rel-MF epochs over every pair, θ(u, v) = n(c_u, v) / max_v' n(c_u, v') (eq. 8 for
+    every pair, not only the observed ones; θ ≡ 1 without clusters)."""
+    from trainer.estimators.rel_mf import ImplicitTrainer
+    from trainer.pairs import ObservedMatrix
+    matrix = ObservedMatrix.from_pairs(data.users, data.items, np.ones(len(data.users)), data.n_users, data.n_items)
+    theta_of = None
+    if clusters is not None:
+        counts = np.zeros((int(clusters.max()) + 1, data.n_items))
+        np.add.at(counts, (clusters[data.users], data.items), 1.0)
+        table = tf.constant(counts / np.maximum(counts.max(axis=1, keepdims=True), 1.0), tf.float32)
+        of_user = tf.constant(clusters, tf.int64)
+        theta_of = lambda u, i: tf.gather_nd(table, tf.stack([tf.gather(of_user, u), i], axis=1))  # noqa: E731
+    variables = model.phi.trainable_variables + model.item_embedding.trainable_variables + model.score.trainable_variables
+    trainer = ImplicitTrainer(lambda u, i: model((u, i)), variables, optimizer, theta_of, params.ipw, params.c_ips.l2,
+                              lambda u, i: (model.user_vectors(u), model.item_embedding(i)))
+    for t in range(1, params.c_ips.rec_epochs + 1):
+        trainer.epoch(matrix, block, seed * 1000 + t, progress, f"{label} {t}")

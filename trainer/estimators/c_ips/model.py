@@ -9,8 +9,9 @@ import tensorflow as tf
 import tf_keras
 
 from trainer.estimators.c_ips.stratification import soft_assignment
+from trainer.model.mf import MfScore
 
-RELEVANCE = "relevance"  # the served output: σ(s_u·s_v) = P(rating > labels.rating_threshold | u, v)
+RELEVANCE = "relevance"  # the served output: σ(⟨s_u, s_v⟩ + b_u + b_v + b) = P(rating > threshold | u, v)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,7 +37,8 @@ class RatingsData:
 
 
 class CIpsModel(tf_keras.Model):
-    """φ (users' interaction vectors x_u -> h_u = s_u), item embeddings s_v and cluster centres μ_k.
+    """φ (users' interaction vectors x_u -> h_u = s_u), item embeddings s_v and cluster centres μ_k;
+    the score is the MF of :mod:`trainer.model.mf` with p_u = φ(x_u), q_v = s_v (and its biases).
 
     ``user_feature`` / ``item_feature`` name the transformed id columns :meth:`predict_named` reads.
     """
@@ -49,6 +51,7 @@ class CIpsModel(tf_keras.Model):
         self.phi = tf_keras.Sequential([tf_keras.layers.Dense(u, activation="relu") for u in hidden_units]
                                        + [tf_keras.layers.Dense(embedding_dim)], name="phi")
         self.item_embedding = tf_keras.layers.Embedding(n_items, embedding_dim, name="s_v")
+        self.score = MfScore(n_users, n_items, name="mf")
         self.centres = self.add_weight(name="mu", shape=(n_clusters, embedding_dim), trainable=True)
         self((tf.zeros([1], tf.int64), tf.zeros([1], tf.int64)))  # create φ's and s_v's variables
 
@@ -56,15 +59,15 @@ class CIpsModel(tf_keras.Model):
         return self.phi(tf.gather(self.x, users))
 
     def call(self, inputs):
-        """(users, items) -> logits s_u·s_v."""
+        """(users, items) -> logits ⟨s_u, s_v⟩ + b_u + b_v + b."""
         users, items = inputs
-        return tf.reduce_sum(self.user_vectors(users) * self.item_embedding(items), axis=-1)
+        return self.score(self.user_vectors(users), self.item_embedding(items), users, items)
 
     def assignments(self) -> tf.Tensor:
         """a for every user (eq. 5)."""
         return soft_assignment(self.phi(self.x), self.centres)
 
     def predict_named(self, features) -> dict[str, tf.Tensor]:
-        """Transformed features -> {'relevance': σ(s_u·s_v)}."""
+        """Transformed features -> {'relevance': σ(logit)}."""
         users, items = features[self.user_feature], features[self.item_feature]
         return {RELEVANCE: tf.sigmoid(self((tf.reshape(users, [-1]), tf.reshape(items, [-1]))))}
