@@ -63,11 +63,16 @@ def _sections(config: Config, names) -> dict:
     return {name: getattr(config, name) for name in names}
 
 
-def train(config: Config, data_dir, model_dir, overwrite: bool = False):
+def train(config: Config, data_dir, model_dir, overwrite: bool = False, cluster=None, warm_start_from=None):
+    """Trains into ``model_dir``. ``cluster``: a cluster resolver for ``train.distribution`` (else TF_CONFIG;
+    :mod:`ctrcvr.cluster` starts a local one); ``warm_start_from``: the previous day's model dir, whose
+    state the model takes over, embedding rows matched by token (:mod:`trainer.warm_start`)."""
     from trainer.train import train as fit
+    if warm_start_from is not None and not Path(warm_start_from).is_dir():
+        raise FileNotFoundError(2, "no such model directory (--warm-start)", str(warm_start_from))
     prepare_output_dir(model_dir, overwrite)
     dump_config(config, Path(model_dir) / RESOLVED_CONFIG)
-    return fit(trainer_spec(config), data_dir, model_dir)
+    return fit(trainer_spec(config), data_dir, model_dir, cluster=cluster, warm_start_from=warm_start_from)
 
 
 def evaluate(config: Config, data_dir, model_dir, model=None, out_dir=None) -> dict:
@@ -120,8 +125,10 @@ def prepare_data(config: Config, data_root) -> Path:
     return data
 
 
-def run(config: Config, out_dir, overwrite: bool = False) -> dict:
-    """Every stage on the config's data, all outputs under ``out_dir``; returns where things are."""
+def run(config: Config, out_dir, overwrite: bool = False, cluster=None, warm_start_from=None) -> dict:
+    """Every stage on the config's data, all outputs under ``out_dir``; returns where things are.
+    ``cluster`` and ``warm_start_from`` are :func:`train`'s, for the exported model ``model.name``
+    (the side-by-side models train from scratch, in this process)."""
     out = prepare_output_dir(out_dir, overwrite)
     _check_estimators([config.model.name, *config.run_models])
     dump_config(config, out / RESOLVED_CONFIG)
@@ -136,11 +143,12 @@ def run(config: Config, out_dir, overwrite: bool = False) -> dict:
              report["rows_generated"], report["rows_written"], report["rows_rejected"],
              report["rows_per_second"] or 0)
     log.info("[3/5] training %s -> %s", config.model.name, model_dir)
-    model = train(config, data, model_dir)
+    model = train(config, data, model_dir, cluster=cluster, warm_start_from=warm_start_from)
     log.info("[4/5] evaluating on the eval split")
     metrics = evaluate(config, data, model_dir, model=model, out_dir=out)
     others = [n for n in dict.fromkeys(config.run_models) if n != config.model.name]
-    side_by_side = train_many([(f"side by side: {name}", _with_estimator(config, name), out / "models" / name)
+    side_by_side = train_many([(f"side by side: {name}", _single_process(_with_estimator(config, name)),
+                                out / "models" / name)
                                for name in others], data)
     results = {config.model.name: metrics, **{title.removeprefix("side by side: "): m
                                                for title, m in side_by_side.items()}}
@@ -183,6 +191,11 @@ def train_many(jobs, data_dir, on_done: Optional[Callable[[int, dict, float], No
 def _with_estimator(config: Config, name: str) -> Config:
     """The same config with another estimator: the model keys it reads kept, the others at their defaults."""
     return config.model_copy(update={"model": config.model.switch_to(name)})
+
+
+def _single_process(config: Config) -> Config:
+    """The config trained in this process (train.distribution: none)."""
+    return config.model_copy(update={"train": config.train.model_copy(update={"distribution": "none"})})
 
 
 def _check_estimators(names) -> None:

@@ -26,14 +26,20 @@ def keras_fit(model, data: TrainingData, model_dir: Path) -> None:
     cfg = data.spec.train
     check_monitor(model, cfg)
     inputs = fit_inputs(model, data)  # datasets, or per-worker dataset functions under parameter_server
-    with model.distribute_strategy.scope():
-        model.compile(optimizer=tf_keras.optimizers.legacy.Adam(cfg.learning_rate))
+    if model.optimizer is None:  # a warm-started model comes compiled, its optimiser state carried over
+        with model.distribute_strategy.scope():
+            model.compile(optimizer=make_optimizer(cfg))
     if not tf.distribute.has_strategy():
         _trace_test_function(model, inputs.eval)
     log.info("training %s: %d epoch(s), batch %d, lr %g", model.name, cfg.epochs, cfg.batch_size, cfg.learning_rate)
     model.fit(inputs.train, validation_data=inputs.eval, epochs=cfg.epochs, steps_per_epoch=inputs.steps_per_epoch,
               validation_steps=inputs.validation_steps, callbacks=_callbacks(model.name, cfg, Path(model_dir)),
               verbose=0)
+
+
+def make_optimizer(cfg: TrainConfig):
+    """The optimiser of every Keras fit: the legacy (fused) Adam."""
+    return tf_keras.optimizers.legacy.Adam(cfg.learning_rate)
 
 
 def _trace_test_function(model, eval_ds) -> None:
