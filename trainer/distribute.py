@@ -65,8 +65,9 @@ def make_strategy(cfg: TrainConfig, resolver=None) -> Optional[tf.distribute.Str
 
 
 def _create(kind: str, cfg: TrainConfig, resolver) -> tf.distribute.Strategy:
-    if kind == "mirrored":
-        return tf.distribute.MirroredStrategy()
+    if kind == "mirrored":  # the GPUs, else every logical CPU device (one, unless configured otherwise)
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([d.name for d in devices])
     if kind == "multi_worker_mirrored":
         return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
     n_ps = num_parameter_servers(resolver)
