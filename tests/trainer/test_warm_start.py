@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
+import tensorflow_transform as tft
 
 from ctrcvr import workflow
 from ctrcvr.config import config_from_dict
@@ -30,17 +31,19 @@ def _write_day(path, users, seed, n=600):
     picked = rng.choice(list(users), n, p=weights / weights.sum())
     clicks = (rng.random(n) < 0.2 + 0.02 * (picked % 10)).astype(int)
     pd.DataFrame({"exposure_id": [f"{path.stem}-{k}" for k in range(n)], "user_id": [f"u{u}" for u in picked],
-                  "item_id": [f"i{x}" for x in rng.integers(0, 15, n)], "click": clicks,
+                  "item_id": [f"i{x}" for x in rng.integers(0, 15, n)], "tag": [f"t{x}" for x in rng.integers(0, 20, n)],
+                  "click": clicks,
                   "conversion": clicks * (rng.random(n) < 0.3)}).to_csv(path, index=False)
     return path
 
 
-def _config(tmp, day, **train):
+def _config(tmp, day, preprocess=None, **train):
     files = [str(_write_day(tmp / f"day{day}.csv", DAY1_USERS if day == 1 else DAY2_USERS, day))]
     return config_from_dict({
         "data": {"source": "csv", "train_files": files, "eval_files": files, "split": {"by": "files"}},
-        "features": [{"name": "user_id", "kind": "categorical"}, {"name": "item_id", "kind": "categorical"}],
-        "labels": {"ground_truth": [], "keys": ["exposure_id"]}, "preprocess": {"num_shards": 1},
+        "features": [{"name": "user_id", "kind": "categorical"}, {"name": "item_id", "kind": "categorical"},
+                     {"name": "tag", "kind": "categorical", "transform": "hash", "hash_buckets": 8}],
+        "labels": {"ground_truth": [], "keys": ["exposure_id"]}, "preprocess": {"num_shards": 1, **(preprocess or {})},
         "model": {"name": "esmm", "embedding_dim": 4, "tower": {"units": [8]}},
         "train": {"epochs": 2, "batch_size": 64, "shuffle_buffer": 0, "learning_rate": 0.05, **train},
         "export": {"warmup_examples": 4}})
@@ -88,6 +91,7 @@ def test_rows_follow_their_tokens(days):
         assert min(np.abs(new[token] - row).max() for row in old.values()) > 1e-3
 
     report = json.loads((days[2]["model_dir"] / "warm_start.json").read_text())
+    assert report["tables"]["tag"]["carried"] == 8  # hash buckets: row b is bucket b on both days
     user = report["tables"]["user_id"]
     assert (user["carried"], user["new"], user["dropped"], user["oov_buckets_carried"]) == (20, 10, 10, 1)
     assert report["optimizer"].startswith("carried") and report["tower_variables_carried"] == 8  # 2 towers × 2 Dense
@@ -117,10 +121,31 @@ def test_the_day2_export_serves_old_and_new_ids(days):
     version = workflow.export(day2["config"], day2["data"], day2["model_dir"], days["root"], model=day2["model"],
                               raw_dir=None)
     assert serve_check(version)["warmup_requests"] >= 1
-    rows = pd.DataFrame({"user_id": ["u15", "u35", "u5", "never-seen"], "item_id": ["i1"] * 4})
+    rows = pd.DataFrame({"user_id": ["u15", "u35", "u5", "never-seen"], "item_id": ["i1"] * 4, "tag": ["t1"] * 4})
     served = tf.saved_model.load(str(version)).signatures["serving_default"](
         examples=tf.constant(to_raw_examples(rows, Schema.from_config(day2["config"]))))
     pctr = served["pctr"].numpy()
     assert np.all((pctr > 0) & (pctr < 1))
     assert pctr[0] != pctr[1] and pctr[1] != pctr[3]  # old and new ids have rows of their own, not the OOV one
     assert pctr[2] == pytest.approx(pctr[3])           # a vanished id is out of vocabulary on day 2
+
+
+def test_hash_collisions_are_reported(days):
+    report = json.loads((days[1]["data"] / "report.json").read_text())
+    buckets = tf.strings.to_hash_bucket_fast([f"t{x}" for x in range(20)], 8).numpy()
+    assert report["hash_collisions"]["tag"] == {
+        "hash_buckets": 8, "distinct_values": 20, "distinct_buckets": len(set(buckets)),
+        "collision_rate": pytest.approx(1 - len(set(buckets)) / 20, abs=1e-6)}
+
+
+def test_fixed_vocabulary_keeps_the_previous_ids(days, tmp_path):
+    config = _config(tmp_path, 2, preprocess={"fixed_vocabulary_from": str(days[1]["data"])})
+    run_preprocess(PreprocessSections.of(config), resolve_inputs(config.data), tmp_path / "xf")
+    for name in ("user_id", "item_id"):
+        assert (read_vocabulary(tmp_path / "xf" / "transform_fn" / "assets" / name)
+                == read_vocabulary(days[1]["data"] / "transform_fn" / "assets" / name))
+    output = tft.TFTransformOutput(str(tmp_path / "xf"))
+    ids = output.transform_features_layer()({"user_id": tf.constant(["u15", "u35"]), "item_id": tf.constant(["i1"] * 2),
+                                             "tag": tf.constant(["t1"] * 2)})["user_id_xf"].numpy()
+    day1 = read_vocabulary(days[1]["data"] / "transform_fn" / "assets" / "user_id")
+    assert ids[0] == day1.index(b"u15") and ids[1] == len(day1)  # u35, new on day 2, is out of vocabulary
