@@ -7,6 +7,8 @@ Examples:
     ctrcvr simulate --config configs/default.yaml --output-dir data/sim
     ctrcvr preprocess --config configs/default.yaml --input data/sim --output-dir data/xf
     ctrcvr train --config configs/default.yaml --data-dir data/xf --model-dir models/esmm
+    ctrcvr train ... --local-cluster workers=2,ps=1                      # parameter-server training on loopback
+    ctrcvr train ... --data-dir data/day2 --model-dir models/day2 --warm-start models/day1   # daily training
     ctrcvr evaluate --config configs/default.yaml --data-dir data/xf --model-dir models/esmm
     ctrcvr export --config configs/default.yaml --data-dir data/xf --model-dir models/esmm --export-dir serving/esmm
     ctrcvr compare --config configs/compare.yaml --output-dir runs/compare
@@ -86,14 +88,14 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands = {
         "run": ("simulate (if the source is simulated), preprocess, train, evaluate and export, "
-                "all under --output-dir", _run, [_output_dir, _overwrite]),
+                "all under --output-dir", _run, [_output_dir, _overwrite, _distributed]),
         "simulate": ("write simulated exposure and survey logs with ground truth, or MNAR + MAR ratings "
                      "triplets when data.source is simulated_ratings", _simulate, [_output_dir, _overwrite]),
         "preprocess": ("Beam + TFT: raw logs -> validated, transformed TFRecord shards + transform_fn",
                        _preprocess, [_input, _output_dir, _overwrite]),
         "train": ("train the configured estimator on preprocessed shards; re-running it on an unfinished "
                   "training of the same config resumes it from its last epoch", _train,
-                  [_data_dir, _model_dir, _overwrite]),
+                  [_data_dir, _model_dir, _overwrite, _distributed]),
         "evaluate": ("evaluate a trained model on the eval split (ratings: and the MAR test split); "
                      "writes metrics.json (refused if it exists, unless --overwrite)", _evaluate,
                      [_data_dir, _model_dir, _overwrite]),
@@ -225,8 +227,36 @@ def _export_dir(cmd):
                      help="serving root; the model goes to <export-dir>/<model.name>/<new version>/")
 
 
+def _distributed(cmd):
+    cmd.add_argument("--warm-start", metavar="MODEL_DIR",
+                     help="daily training: take over this previous model dir's trained state, embedding rows "
+                          "matched by token through both days' vocabularies; report in <model dir>/warm_start.json")
+    cmd.add_argument("--local-cluster", metavar="workers=N,ps=M",
+                     help="development: start N worker and M parameter-server processes on 127.0.0.1 and "
+                          "coordinate them from this one (train.distribution: parameter_server; see "
+                          "docs/distributed.md for a real cluster)")
+
+
+def _cluster(args, config):
+    """A local cluster for --local-cluster (else a no-op context), and the config it trains with."""
+    import contextlib
+    if not args.local_cluster:
+        return contextlib.nullcontext(), config
+    from ctrcvr.cluster import LocalCluster, parse_local_cluster
+    counts = parse_local_cluster(args.local_cluster)
+    if config.train.distribution in ("none", "parameter_server") and counts["ps"]:
+        train = config.train.model_copy(update={"distribution": "parameter_server"})
+        return LocalCluster(counts["worker"], counts["ps"]), config.model_copy(update={"train": train})
+    raise UserError("a local cluster runs train.distribution: parameter_server, with ps >= 1 (multi_worker_mirrored "
+                    "runs one `ctrcvr train` per worker with its own TF_CONFIG: docs/distributed.md)",
+                    key="--local-cluster")
+
+
 def _run(args, config):
-    result = workflow.run(config, args.output_dir, overwrite=args.overwrite)
+    cluster, config = _cluster(args, config)
+    with cluster as running:
+        result = workflow.run(config, args.output_dir, overwrite=args.overwrite, warm_start_from=args.warm_start,
+                              cluster=running.resolver() if running else None)
     _print_metrics(result["metrics"])
     print("\nOutputs:")
     width = max(map(len, result["outputs"]))
@@ -278,7 +308,10 @@ def _preprocess(args, config):
 
 
 def _train(args, config):
-    workflow.train(config, args.data_dir, args.model_dir, overwrite=args.overwrite)
+    cluster, config = _cluster(args, config)
+    with cluster as running:
+        workflow.train(config, args.data_dir, args.model_dir, overwrite=args.overwrite,
+                       warm_start_from=args.warm_start, cluster=running.resolver() if running else None)
     print(f"weights saved under {args.model_dir}")
 
 

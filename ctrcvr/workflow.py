@@ -65,14 +65,19 @@ def _sections(config: Config, names) -> dict:
     return {name: getattr(config, name) for name in names}
 
 
-def train(config: Config, data_dir, model_dir, overwrite: bool = False):
+def train(config: Config, data_dir, model_dir, overwrite: bool = False, cluster=None, warm_start_from=None):
     """Trains into ``model_dir``; re-running it on an unfinished training of the same config resumes it
-    from its backup (:mod:`ctrcvr.resume`). ``_SUCCESS`` is written once the weights are saved."""
+    from its backup (:mod:`ctrcvr.resume`). ``_SUCCESS`` is written once the weights are saved.
+    ``cluster``: a cluster resolver for ``train.distribution`` (else TF_CONFIG; :mod:`ctrcvr.cluster` starts
+    a local one); ``warm_start_from``: the previous day's model dir, whose state the model takes over,
+    embedding rows matched by token (:mod:`trainer.warm_start`)."""
     from trainer.train import train as fit
+    if warm_start_from is not None and not Path(warm_start_from).is_dir():
+        raise FileNotFoundError(2, "no such model directory (--warm-start)", str(warm_start_from))
     require_complete(data_dir, "preprocess output")
     prepare_model_dir(config, model_dir, overwrite, inputs=[data_dir])
     dump_config(config, Path(model_dir) / RESOLVED_CONFIG)
-    model = fit(trainer_spec(config), data_dir, model_dir)
+    model = fit(trainer_spec(config), data_dir, model_dir, cluster=cluster, warm_start_from=warm_start_from)
     mark_finished(model_dir)
     return model
 
@@ -132,8 +137,10 @@ def prepare_data(config: Config, data_root) -> Path:
     return data
 
 
-def run(config: Config, out_dir, overwrite: bool = False) -> dict:
-    """Every stage on the config's data, all outputs under ``out_dir``; returns where things are."""
+def run(config: Config, out_dir, overwrite: bool = False, cluster=None, warm_start_from=None) -> dict:
+    """Every stage on the config's data, all outputs under ``out_dir``; returns where things are.
+    ``cluster`` and ``warm_start_from`` are :func:`train`'s, for the exported model ``model.name``
+    (the side-by-side models train from scratch, in this process)."""
     _check_estimators([config.model.name, *config.run_models])
     resuming = not overwrite and _unfinished_run(Path(out_dir), config)
     if resuming:
@@ -157,13 +164,13 @@ def run(config: Config, out_dir, overwrite: bool = False) -> dict:
              report["rows_generated"], report["rows_written"], report["rows_rejected"],
              report["rows_per_second"] or 0)
     log.info("[3/5] training %s -> %s", config.model.name, model_dir)
-    model = _train_or_reuse(config, data, model_dir, resuming)
+    model = _train_or_reuse(config, data, model_dir, resuming, cluster=cluster, warm_start_from=warm_start_from)
     log.info("[4/5] evaluating on the eval split")
     metrics = evaluate(config, data, model_dir, model=model, out_dir=out, overwrite=True)
     others = [n for n in dict.fromkeys(config.run_models) if n != config.model.name]
     models = {config.model.name: model}
-    side_by_side = train_many([(name, _with_estimator(config, name), out / "models" / name) for name in others],
-                              data, keep_models=models)
+    side_by_side = train_many([(name, _single_process(_with_estimator(config, name)), out / "models" / name)
+                               for name in others], data, keep_models=models)
     results = {config.model.name: metrics, **side_by_side}
     log.info("[5/5] exporting the serving model")
     export_dir = export(config, data, model_dir, out / "serving", model=model, raw_dir=raw)
@@ -246,13 +253,14 @@ def _same_config(directory: Path, config: Config) -> bool:
         return False
 
 
-def _train_or_reuse(config: Config, data_dir, model_dir: Path, resuming: bool):
-    """Trains (resuming an unfinished training); a resumed run keeps a model it had finished."""
+def _train_or_reuse(config: Config, data_dir, model_dir: Path, resuming: bool, **train_options):
+    """Trains (resuming an unfinished training); a resumed run keeps a model it had finished.
+    ``train_options`` go to :func:`train` (cluster, warm start)."""
     if resuming and is_complete(model_dir) and _same_config(model_dir, config):
         from trainer.train import load_trained_model
         log.info("kept the finished model %s", model_dir)
         return load_trained_model(trainer_spec(config), data_dir, model_dir)
-    return train(config, data_dir, model_dir)
+    return train(config, data_dir, model_dir, **train_options)
 
 
 def input_files(config: Config) -> list:
@@ -270,6 +278,11 @@ def input_files(config: Config) -> list:
 def _with_estimator(config: Config, name: str) -> Config:
     """The same config with another estimator: the model keys it reads kept, the others at their defaults."""
     return config.model_copy(update={"model": config.model.switch_to(name)})
+
+
+def _single_process(config: Config) -> Config:
+    """The config trained in this process (train.distribution: none)."""
+    return config.model_copy(update={"train": config.train.model_copy(update={"distribution": "none"})})
 
 
 def _check_estimators(names) -> None:

@@ -179,6 +179,10 @@ class PreprocessConfig(Section):
     rating_without_response: Literal["reject", "fix"] = Field(
         "reject", description="survey: a rating on a non-response row is rejected, or dropped (fix)")
     max_reject_fraction: float = Field(0.01, ge=0, le=1)
+    fixed_vocabulary_from: Optional[str] = Field(
+        None, description="daily training: a previous preprocess output whose vocabularies are reused as they "
+        "are (same tokens, same ids; today's new tokens go to the OOV buckets) instead of building today's; "
+        "null = build them (warm-start training then matches rows by token)")
     beam_options: dict[str, Any] = {}
     dataflow: DataflowConfig = DataflowConfig()
 

@@ -44,6 +44,7 @@ from tfx_bsl.tfxio import tensor_adapter, tensor_representation_util
 
 from pipeline import runners, splits
 from pipeline.config import PreprocessSections
+from pipeline.hash_stats import CountHashCollisions
 from pipeline.inputs import get_source
 from pipeline.report import build_report, format_report, write_text
 from pipeline.read import NAMESPACE, SPLIT_COLUMN, ReadValidateSplit, ValidateSplit
@@ -51,6 +52,7 @@ from pipeline.sink import WriteTFRecordShards
 from pipeline.spill import ReadSpilled
 from pipeline.tasks import get_pipeline_task
 from pipeline.validation import RowValidator
+from transforms.errors import UserError
 from transforms.schema import Schema
 from transforms.errors import UserError
 from transforms.preprocessing import preprocessing_fn
@@ -145,8 +147,9 @@ def build_pipeline(sections: PreprocessSections, inputs: list[tuple[str, Optiona
 
 
 def _build(p, sections: PreprocessSections, inputs, out, validator, adapter, raw_metadata, spill_dir):
-    fn = functools.partial(preprocessing_fn, schema=Schema.from_config(sections))
     data, settings = sections.data, sections.preprocess
+    fn = functools.partial(preprocessing_fn, schema=Schema.from_config(sections),
+                           fixed_vocabularies=fixed_vocabulary_files(sections))
     read_columns = list(validator.kinds)
     split_args = (validator, data.split, settings.batch_rows, (sections.labels.selection, sections.labels.outcome),
                   adapter.arrow_schema)
@@ -177,6 +180,9 @@ def _build(p, sections: PreprocessSections, inputs, out, validator, adapter, raw
                  .with_outputs("rejects", main="batches"))
         batches, rejects = parts.batches, parts.rejects
     transform_fn = (train, adapter) | "Analyze" >> tft_beam.AnalyzeDataset(fn)
+    hashed = [f for f in sections.features if f.transform == "hash"]
+    if hashed:
+        _ = train | "CountHashCollisions" >> CountHashCollisions(hashed)
     transformed, _ = (((batches, adapter), transform_fn)
                       | "Transform" >> tft_beam.TransformDataset(output_record_batches=True))
     _ = transformed | "Write" >> WriteTFRecordShards(
@@ -185,6 +191,22 @@ def _build(p, sections: PreprocessSections, inputs, out, validator, adapter, raw
     _ = raw_metadata | "WriteRawMetadata" >> tft_beam.WriteMetadata(f"{out}/metadata", pipeline=p)
     _ = rejects | "WriteRejects" >> beam.io.WriteToText(
         f"{out}/rejects/rejects", file_name_suffix=".jsonl", num_shards=1)
+
+
+def fixed_vocabulary_files(sections: PreprocessSections) -> dict[str, str]:
+    """{feature: its vocabulary file in ``preprocess.fixed_vocabulary_from``} (empty when unset)."""
+    previous = sections.preprocess.fixed_vocabulary_from
+    if not previous:
+        return {}
+    try:
+        output = tft.TFTransformOutput(previous)
+        files = {f.name: output.vocabulary_file_by_name(f.name)
+                 for f in sections.features if f.transform == "vocabulary"}
+    except Exception as err:  # noqa: BLE001 (not a transform output, or a feature it has no vocabulary of)
+        raise UserError(f"no vocabularies to keep there ({type(err).__name__}: {err}); give a previous "
+                        "preprocess output directory", file=previous, key="preprocess.fixed_vocabulary_from") from None
+    log.info("keeping the vocabularies of %s: %s", previous, ", ".join(files))
+    return files
 
 
 def _counters(result) -> dict[str, int]:

@@ -1,5 +1,5 @@
 """The run report: counts that reconcile (rows read + generated = written + rejected), label rates
-per split, vocabulary sizes, timing; as ``report.json`` and as a table for the console.
+per split, vocabulary sizes, hash collisions (:mod:`pipeline.hash_stats`), timing; as ``report.json`` and as a table for the console.
 
 Generated rows are the unobserved ratings pairs ``data.ratings.unobserved`` adds
 (``pipeline.sources.unobserved``): no file holds them, so they are counted apart from the rows read,
@@ -49,9 +49,23 @@ def build_report(counts: dict[str, int], out: str, labels: tuple[str, str], voca
         "rows_per_second": round(read / seconds, 1) if seconds else None,
         "rejects_file": REJECTS_FILE,
     }
+    collisions = collision_report(counts)
+    if collisions:
+        report["hash_collisions"] = collisions
     side = {k.split(":", 1)[1]: v for k, v in sorted(counts.items()) if k.startswith("common_features:")}
     if side:
         report["common_features"] = side
+    return report
+
+
+def collision_report(counts: dict[str, int]) -> dict[str, dict]:
+    """{feature: {hash_buckets, distinct_values, distinct_buckets, collision_rate}} from the job's counters."""
+    names = sorted({k.split(":")[1] for k in counts if k.startswith("hash:")})
+    report = {}
+    for name in names:
+        values, buckets = counts.get(f"hash:{name}:values", 0), counts.get(f"hash:{name}:buckets", 0)
+        report[name] = {"hash_buckets": counts.get(f"hash:{name}:size", 0), "distinct_values": values,
+                        "distinct_buckets": buckets, "collision_rate": round(1 - buckets / values, 6) if values else 0.0}
     return report
 
 
@@ -76,6 +90,9 @@ def format_report(report: dict) -> str:
         lines.append(f"  {split:<6s} {s['rows']:>10,} rows{made}, {len(s['files'])} file(s); {rates}")
     if report["vocabulary_sizes"]:
         lines.append("vocabulary sizes: " + ", ".join(f"{k} {v:,}" for k, v in report["vocabulary_sizes"].items()))
+    for name, h in report.get("hash_collisions", {}).items():
+        lines.append(f"hashed {name}: {h['distinct_values']:,} distinct values in {h['distinct_buckets']:,} of "
+                     f"{h['hash_buckets']:,} buckets (collision rate {h['collision_rate']:.2%})")
     if report["rows_rejected"]:
         lines.append(f"rejected rows with their reasons: {report['rejects_file']}")
     return "\n".join(lines)

@@ -12,6 +12,7 @@ from trainer.estimators.params import (BmseConfig, CIps, CIpsConfig, Counterfact
                                        Imputation, ImputationWeight, IpwConfig, Oversampling, Survey,
                                        RelMf, SurveyConfig, TowerConfig, Towers, TwoStagePropensity, Undersampling, Weighting,
                                        Balancing)
+from trainer.distribute_settings import DistributeConfig, Strategy
 from trainer.estimators.registry import DEFAULT_ESTIMATOR
 from transforms.schema import FeatureConfig, LabelsConfig, Section
 
@@ -119,6 +120,11 @@ class TrainConfig(Section):
         None, ge=1, description="give the tf.data input pipeline a private pool of this many threads (one "
         "per op): on a 2-core machine 1 stops it competing with the train step (ESMM at the seed-003 size "
         "went from ~14k to ~23k examples/s); null = TensorFlow's shared pool")
+    distribution: Strategy = Field(
+        "none", description="tf.distribute strategy: none, mirrored (local devices), multi_worker_mirrored "
+        "(tables copied on every worker), parameter_server (tables sharded over the PS tasks); the cluster "
+        "comes from TF_CONFIG or `ctrcvr train --local-cluster` (docs/distributed.md)")
+    distribute: DistributeConfig = DistributeConfig()
 
 
 class EvalConfig(Section):

@@ -106,7 +106,12 @@ class ProgressCallback(tf_keras.callbacks.Callback):
 
 
 def format_terms(terms: Optional[Mapping]) -> str:
-    return " ".join(f"{k}={float(np.asarray(v)):.4f}" for k, v in sorted((terms or {}).items()))
+    return " ".join(f"{k}={float(np.asarray(_local(v))):.4f}" for k, v in sorted((_local(terms) or {}).items()))
+
+
+def _local(value):
+    """A value of this process: a parameter-server step's RemoteValue fetched (only when a line is printed)."""
+    return value.fetch() if hasattr(value, "fetch") else value
 
 
 def _clock(seconds: float) -> str:

@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from trainer.config import TrainerSpec
 from trainer.data import TrainingData
 from trainer.estimators import get_estimator
 from trainer.estimators.interface import POTENTIAL_OUTCOME
+from trainer.warm_start import record_tables
+from transforms.errors import UserError
 
 log = logging.getLogger("trainer")
 WEIGHTS = "weights/final"
@@ -32,16 +35,66 @@ def build_model(spec: TrainerSpec, data_dir):
     return estimator, estimator.build(data), data
 
 
-def train(spec: TrainerSpec, data_dir, model_dir):
-    """Fits the configured estimator on ``data_dir``'s train split; saves its weights under ``model_dir``."""
+def train(spec: TrainerSpec, data_dir, model_dir, cluster=None, warm_start_from=None):
+    """Fits the configured estimator on ``data_dir``'s train split; saves its weights under ``model_dir``.
+
+    Under ``train.distribution`` (:mod:`trainer.distribute`; ``cluster``: a cluster resolver, else
+    TF_CONFIG) the model is built and fitted in the strategy's scope, and the model returned is rebuilt
+    without the strategy from the saved weights (sharded tables as ordinary ones): what evaluation and
+    export see is the single-process model, whatever trained it.
+
+    ``warm_start_from``: a previous model dir whose trained state the model takes over, embedding rows
+    matched by token (:mod:`trainer.warm_start`; report in ``<model_dir>/warm_start.json``).
+    """
     tf_keras.utils.set_random_seed(spec.seed)
     if spec.train.deterministic:  # process-wide and irreversible, as TensorFlow offers it
         import tensorflow as tf
         tf.config.experimental.enable_op_determinism()
-    estimator, model, data = build_model(spec, data_dir)
-    estimator.fit(model, data, Path(model_dir))
-    model.save_weights(str(Path(model_dir) / WEIGHTS))
-    return model
+    strategy = None
+    if spec.train.distribution != "none" or cluster is not None:
+        from trainer.distribute import make_strategy
+        strategy = make_strategy(spec.train, cluster)
+    _check_memory(spec, data_dir, strategy)
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        estimator, model, data = build_model(spec, data_dir)
+        if strategy is not None and not getattr(estimator, "distributable", False):
+            raise UserError(f"{spec.model.name} trains with its own loop, which does not run under tf.distribute; "
+                            "set train.distribution: none", key="train.distribution")
+        if warm_start_from is not None:
+            _warm_start(estimator, model, spec, data, warm_start_from, Path(model_dir))
+        estimator.fit(model, data, Path(model_dir))
+        record_tables(spec, data, model_dir)
+        if strategy is None:
+            model.save_weights(str(Path(model_dir) / WEIGHTS))
+            return model
+        from trainer.distribute import describe_placement, weights_path
+        log.info("table placement: %s", describe_placement(model))
+        model.save_weights(weights_path(Path(model_dir), WEIGHTS, strategy))
+    return load_trained_model(spec, data_dir, model_dir)
+
+
+def _warm_start(estimator, model, spec: TrainerSpec, data, previous_dir, model_dir: Path) -> None:
+    from trainer.model.keras_fit import make_optimizer
+    from trainer.warm_start import warm_start, write_report
+    if not getattr(estimator, "distributable", False):
+        raise UserError(f"{spec.model.name} trains with its own loop: warm start covers the Keras multi-task "
+                        "estimators", key="--warm-start")
+    model.compile(optimizer=make_optimizer(spec.train))
+    write_report(warm_start(model, estimator, spec, data, previous_dir), model_dir)
+
+
+def _check_memory(spec: TrainerSpec, data_dir, strategy) -> None:
+    """The tables' estimated memory against what the strategy can hold (:mod:`trainer.table_memory`)."""
+    from trainer.table_memory import check_table_memory, table_memory
+    estimator = get_estimator(spec.model.name).create(spec.model)
+    towers = getattr(estimator, "towers", ())
+    groups = len({estimator.embedding_group(t) for t in towers}) if towers else 1
+    n_ps = None
+    if strategy is not None and spec.train.distribution == "parameter_server":
+        n_ps = len(strategy.extended.parameter_devices)
+    tables = table_memory(spec.features, TrainingData(spec, data_dir).cardinalities(), spec.model.embedding_dim,
+                          groups)
+    check_table_memory(tables, spec.train.distribution, spec.train.distribute.task_memory_gb, n_ps)
 
 
 def load_trained_model(spec: TrainerSpec, data_dir, model_dir):

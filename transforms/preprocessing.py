@@ -13,7 +13,7 @@ in training data, in a client's tf.Example, and as the padding of ``predict_raw`
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Optional
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -22,16 +22,19 @@ from transforms.schema import FeatureConfig, Schema, transformed_name
 from transforms.vocabulary import VocabularySpec, apply_vocabularies
 
 
-def preprocessing_fn(inputs: Mapping[str, tf.Tensor], schema: Schema) -> dict[str, tf.Tensor]:
+def preprocessing_fn(inputs: Mapping[str, tf.Tensor], schema: Schema,
+                     fixed_vocabularies: Optional[Mapping[str, str]] = None) -> dict[str, tf.Tensor]:
     """TFT preprocessing: one transform per declared feature, passthrough for everything else.
 
     Every vocabulary comes from one analyzer and is applied with one lookup table
     (``transforms.vocabulary``): the same files and ids as
     ``tft.compute_and_apply_vocabulary(vocab_filename=name)``, at the fixed cost of one.
-    Bind ``schema`` with ``functools.partial`` before handing this to TFT.
+    Bind ``schema`` with ``functools.partial`` before handing this to TFT. ``fixed_vocabularies``
+    ({feature: a previous vocabulary file}) keeps those vocabularies as they are instead of building them.
     """
     inputs = {**inputs, **{f.name: clean_values(inputs[f.name]) for f in schema.features if f.multivalued}}
-    specs = [VocabularySpec(f.name, f.top_k, f.frequency_threshold, f.num_oov_buckets)
+    fixed = fixed_vocabularies or {}
+    specs = [VocabularySpec(f.name, f.top_k, f.frequency_threshold, f.num_oov_buckets, fixed.get(f.name))
              for f in schema.features if f.transform == "vocabulary"]
     ids = apply_vocabularies(inputs, specs) if specs else {}
     outputs = {transformed_name(f.name): ids[f.name] if f.name in ids else _transform(f, inputs[f.name])

@@ -71,6 +71,7 @@ class MultiTaskEstimator(Estimator):
     """
 
     towers: ClassVar[tuple[str, ...]] = ("ctr", "cvr")
+    distributable: ClassVar[bool] = True  # its Keras fit runs under every train.distribution
     terms: ClassVar[tuple[str, ...]] = ()
     embeddings: ClassVar[Mapping[str, str]] = {}
     updates: ClassVar[tuple[Update, ...]] = (Update(),)

@@ -12,6 +12,7 @@ import logging
 import math
 from pathlib import Path
 
+import tensorflow as tf
 import tf_keras
 
 from trainer.config import TrainConfig
@@ -23,15 +24,24 @@ log = logging.getLogger("trainer")
 
 
 def keras_fit(model, data: TrainingData, model_dir: Path) -> None:
+    from trainer.distribute import fit_inputs
     cfg = data.spec.train
     check_monitor(model, cfg)
-    train_ds = data.dataset("train", cfg.batch_size, shuffle=True, repeat=cfg.steps_per_epoch is not None)
-    eval_ds = data.dataset("eval", data.spec.eval.batch_size)
-    model.compile(optimizer=tf_keras.optimizers.legacy.Adam(cfg.learning_rate))
-    _trace_test_function(model, eval_ds)
+    inputs = fit_inputs(model, data)  # datasets, or per-worker dataset functions under parameter_server
+    if model.optimizer is None:  # a warm-started model comes compiled, its optimiser state carried over
+        with model.distribute_strategy.scope():
+            model.compile(optimizer=make_optimizer(cfg))
+    if not tf.distribute.has_strategy():
+        _trace_test_function(model, inputs.eval)
     log.info("training %s: %d epoch(s), batch %d, lr %g", model.name, cfg.epochs, cfg.batch_size, cfg.learning_rate)
-    model.fit(train_ds, validation_data=eval_ds, epochs=cfg.epochs, steps_per_epoch=cfg.steps_per_epoch,
+    model.fit(inputs.train, validation_data=inputs.eval, epochs=cfg.epochs, steps_per_epoch=inputs.steps_per_epoch,
+              validation_steps=inputs.validation_steps,
               callbacks=selection_callbacks(data) + _callbacks(model.name, cfg, Path(model_dir)), verbose=0)
+
+
+def make_optimizer(cfg: TrainConfig):
+    """The optimiser of every Keras fit: the legacy (fused) Adam."""
+    return tf_keras.optimizers.legacy.Adam(cfg.learning_rate)
 
 
 def _trace_test_function(model, eval_ds) -> None:
@@ -70,7 +80,19 @@ class StopOnNonFiniteLoss(tf_keras.callbacks.Callback):
         self._supports_tf_logs = True  # reads one scalar, no conversion of every log per batch
 
     def on_train_batch_end(self, batch, logs=None):
+        if hasattr(logs, "fetch"):  # parameter_server: a RemoteValue; fetching it would wait: checked per epoch
+            return
         loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            raise FloatingPointError(f"training loss became {float(loss)} at step {batch}; lower "
+        if loss is not None:
+            self._check(float(loss), f"step {batch}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None:
+            self._check(float(loss), f"epoch {epoch + 1}")
+
+    @staticmethod
+    def _check(loss: float, where: str) -> None:
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"training loss became {loss} at {where}; lower "
                                      "train.learning_rate, or check the inputs for extreme values")

@@ -81,10 +81,14 @@ class MultiTaskModel(tf_keras.Model):
 
     def train_step(self, batch):
         y = self.labels(batch)
+        # the optimiser sums the gradients of the replicas in sync (tf.distribute): each replica's share
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
         for update in self.estimator.updates:
             with tf.GradientTape() as tape:
                 terms = self.estimator.loss(y, self(batch, training=True))
                 total = terms[update.loss] + (tf.add_n(self.losses) if self.losses else 0.0)
+                if replicas > 1:
+                    total = total / replicas
             variables = self.update_variables(update)
             grads = tape.gradient(total, variables)
             self.optimizer.apply_gradients(
