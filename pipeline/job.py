@@ -54,7 +54,6 @@ from pipeline.tasks import get_pipeline_task
 from pipeline.validation import RowValidator
 from transforms.errors import UserError
 from transforms.schema import Schema
-from transforms.errors import UserError
 from transforms.preprocessing import preprocessing_fn
 
 log = logging.getLogger(__name__)

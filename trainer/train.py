@@ -17,11 +17,11 @@ from trainer.config import TrainerSpec
 from trainer.data import TrainingData
 from trainer.estimators import get_estimator
 from trainer.estimators.interface import POTENTIAL_OUTCOME
+from trainer.model_dir import WEIGHTS  # noqa: F401 (part of this module's interface)
 from trainer.warm_start import record_tables
 from transforms.errors import UserError
 
 log = logging.getLogger("trainer")
-WEIGHTS = "weights/final"
 
 
 def build_model(spec: TrainerSpec, data_dir):

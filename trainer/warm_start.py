@@ -157,7 +157,7 @@ def _previous_model(estimator, spec, data, previous: dict, previous_dir: Path):
     from trainer.model.keras_fit import make_optimizer
     from trainer.model.layers import FeatureEmbedding
     from trainer.model.multitask import MultiTaskModel
-    from trainer.train import WEIGHTS
+    from trainer.model_dir import WEIGHTS
     missing = sorted(f.name for f in spec.features if f.is_embedded and f.name not in previous["tables"])
     if missing:
         raise UserError(f"the previous model has no table for {', '.join(missing)}", key="--warm-start")
