@@ -135,6 +135,15 @@ class Config(Section):
             raise ValueError(f"label / ground-truth columns cannot be features: {', '.join(clash)}")
         return self
 
+    @model_validator(mode="after")
+    def _check_online(self):
+        from trainer.estimators.registry import ESTIMATORS
+        online = [n for n, s in ESTIMATORS.items() if s.online]
+        if self.train.mode == "online" and self.model.name not in online:
+            raise ValueError(f"train.mode online: {self.model.name!r} has no online loop (estimators with one: "
+                             f"{', '.join(online)})")
+        return self
+
 
 # --------------------------------------------------------------------------- loading
 def packaged_configs_dir() -> Path:
