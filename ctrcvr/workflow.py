@@ -65,9 +65,15 @@ def _sections(config: Config, names) -> dict:
 
 def train(config: Config, data_dir, model_dir, overwrite: bool = False):
     from trainer.train import train as fit
-    prepare_output_dir(model_dir, overwrite)
+    if overwrite or not _resumes(config, model_dir):  # an online run resumes from its checkpoints instead
+        prepare_output_dir(model_dir, overwrite)
     dump_config(config, Path(model_dir) / RESOLVED_CONFIG)
     return fit(trainer_spec(config), data_dir, model_dir)
+
+
+def _resumes(config: Config, model_dir) -> bool:
+    """``train.mode: online`` and ``model_dir`` holds the checkpoints of an earlier (stopped) run."""
+    return config.train.mode == "online" and (Path(model_dir) / "checkpoints" / "checkpoint").is_file()
 
 
 def evaluate(config: Config, data_dir, model_dir, model=None, out_dir=None) -> dict:
