@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 from ctrcvr.compare_config import CompareConfig, CompareVariant, SweepConfig, TuneConfig  # noqa: F401 (re-exported)
 from ctrcvr.yaml_files import parse_yaml, read_text
 from pipeline.config import DataConfig, PreprocessConfig, SimulateConfig, SimulateRatingsConfig
+from pipeline.video_config import SimulateVideoConfig
 from trainer.config import EvalConfig, ExportConfig, ModelConfig, TrainConfig
 from transforms.errors import UserError
 from transforms.schema import FeatureConfig, LabelsConfig, Section
@@ -36,6 +37,7 @@ class Config(Section):
     seed: int = 42
     simulate: SimulateConfig = SimulateConfig()
     simulate_ratings: SimulateRatingsConfig = SimulateRatingsConfig()
+    simulate_video: SimulateVideoConfig = SimulateVideoConfig()
     data: DataConfig = DataConfig()
     features: list[FeatureConfig] = []
     labels: LabelsConfig = LabelsConfig()
@@ -60,10 +62,20 @@ class Config(Section):
         unknown = sorted(set(self.eval.calibration_slices) - set(names))
         if unknown:
             raise ValueError(f"eval.calibration_slices names undeclared features: {', '.join(unknown)}")
-        passthrough = {self.labels.selection, self.labels.outcome, *self.labels.ground_truth}
+        passthrough = {self.labels.selection, self.labels.outcome, *self.labels.ground_truth,
+                       *(name for name, _ in self.labels.spec.columns)}
         clash = sorted(passthrough & set(names))
         if clash:
             raise ValueError(f"label / ground-truth columns cannot be features: {', '.join(clash)}")
+        return self
+
+    @model_validator(mode="after")
+    def _check_online(self):
+        from trainer.estimators.registry import ESTIMATORS
+        online = [n for n, s in ESTIMATORS.items() if s.online]
+        if self.train.mode == "online" and self.model.name not in online:
+            raise ValueError(f"train.mode online: {self.model.name!r} has no online loop (estimators with one: "
+                             f"{', '.join(online)})")
         return self
 
 

@@ -75,11 +75,17 @@ def train(config: Config, data_dir, model_dir, overwrite: bool = False, cluster=
     if warm_start_from is not None and not Path(warm_start_from).is_dir():
         raise FileNotFoundError(2, "no such model directory (--warm-start)", str(warm_start_from))
     require_complete(data_dir, "preprocess output")
-    prepare_model_dir(config, model_dir, overwrite, inputs=[data_dir])
+    if overwrite or not _resumes(config, model_dir):  # an online run resumes from its checkpoints instead
+        prepare_model_dir(config, model_dir, overwrite, inputs=[data_dir])
     dump_config(config, Path(model_dir) / RESOLVED_CONFIG)
     model = fit(trainer_spec(config), data_dir, model_dir, cluster=cluster, warm_start_from=warm_start_from)
     mark_finished(model_dir)
     return model
+
+
+def _resumes(config: Config, model_dir) -> bool:
+    """``train.mode: online`` and ``model_dir`` holds the checkpoints of an earlier (stopped) run."""
+    return config.train.mode == "online" and (Path(model_dir) / "checkpoints" / "checkpoint").is_file()
 
 
 def evaluate(config: Config, data_dir, model_dir, model=None, out_dir=None, overwrite: bool = False) -> dict:

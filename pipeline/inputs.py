@@ -9,6 +9,7 @@
     aliccp_raw          the raw Ali-CCP release: skeleton files joined with common features in Beam
     ratings             rating triplets or a matrix (data.ratings), + generated unobserved pairs
     simulated_ratings   the ratings simulator's MNAR + MAR triplets under --input       ratings
+    simulated_video     the short-video simulator's log under --input (questionnaire)   video_files
 
 API (what stages and the orchestration call; nothing else names a source):
 
@@ -144,6 +145,10 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
            _Lazy(_RATINGS, "resolve_simulated_ratings"), _RATINGS_READER, ratings=True, splits_by_files=False,
            ground_truth_for=("ratings",),
            simulator=_simulator("pipeline.simulators.ratings", "simulate_to_files", ("simulate_ratings", "labels"))),
+    Source("simulated_video", "the short-video simulator's log (questionnaire task) under --input",
+           _Lazy("pipeline.sources.video", "resolve_video"), _FILE_READER, splits_by_files=False,
+           ground_truth_for=("questionnaire",),
+           simulator=_simulator("pipeline.simulators.video_files", "simulate_to_files", ("simulate_video",))),
 )}
 
 

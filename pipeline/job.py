@@ -71,10 +71,13 @@ def make_validator(sections: PreprocessSections, schema: Schema) -> RowValidator
     kinds = schema.column_kinds()
     kinds.update({k: v for k, v in splits.split_columns(data.split).items() if k not in kinds})
     rating = task.rating_column(data)
+    defaults = {f.name: f.default for f in features if f.default is not None}
     if rating and rating not in kinds:
-        kinds[rating] = "float"
+        kinds[rating] = task.source_kind
+        if task.source_kind == "string":
+            defaults[rating] = ""  # an empty answer is no answer, not a missing value
     return RowValidator(
-        kinds=kinds, defaults={f.name: f.default for f in features if f.default is not None},
+        kinds=kinds, defaults=defaults,
         separators={f.name: f.separator for f in features if f.multivalued},
         task=lab.task, selection=lab.selection, outcome=lab.outcome,
         conversion_without_click=sections.preprocess.conversion_without_click,

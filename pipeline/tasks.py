@@ -12,7 +12,15 @@ and ``outcome`` r, seen only when o = 1. This table says what the pipeline does 
                 the rating is not 0 (0 = unrated), r = 1 if o and rating > ``labels.rating_threshold``;
                 a rating outside ``rating_range`` is ``label_out_of_range``
 
-A new task (e.g. ``questionnaire``) is one more :class:`PipelineTask` in ``PIPELINE_TASKS`` and one
+    questionnaire  o (``answered``) and r (``answer_grade``) are derived from the text column
+                ``answer`` (``PipelineTask.label_source``): o = 1 if it is not empty; r = 2 satisfied,
+                1 uncertain, 0 dissatisfied (0 when o = 0). An answer that is none of these is
+                ``unknown_answer``; an answer on a row with ``questionnaire_shown`` = 0 is
+                ``answer_without_questionnaire``; the behaviour columns of ``Task.columns``: play,
+                like and questionnaire_shown are 0/1 and a ``watch_ratio`` outside [0, 1] is
+                ``label_out_of_range:watch_ratio`` (a missing ``request_id`` is ``missing_value``)
+
+A new task is one more :class:`PipelineTask` in ``PIPELINE_TASKS`` and one
 more ``Task`` in ``transforms.schema.TASKS``; nothing else in the pipeline names a task.
 """
 from __future__ import annotations
@@ -41,10 +49,19 @@ class PipelineTask:
     label_rules: LabelRules
     derives_labels: bool = False
     optional_outcome: bool = False
+    label_source: Optional[tuple[str, str]] = None  # (column, kind) the labels are derived from, if not ratings'
 
     def rating_column(self, data) -> Optional[str]:
-        """The column the labels are derived from (``data.ratings.columns``' third), or None."""
-        return data.ratings.columns[2] if self.derives_labels else None
+        """The column the labels are derived from (``label_source``, else ``data.ratings.columns``' third),
+        or None."""
+        if not self.derives_labels:
+            return None
+        return self.label_source[0] if self.label_source else data.ratings.columns[2]
+
+    @property
+    def source_kind(self) -> str:
+        """The kind the label source column is read as (a rating: float; an answer: string, may be empty)."""
+        return self.label_source[1] if self.label_source else "float"
 
 
 def _binary(typed: dict, name: str, flag: Flag) -> None:
@@ -90,10 +107,31 @@ def _ratings_rules(v: Any, typed: dict, missing: dict, flag: Flag) -> dict:
     return {}
 
 
+ANSWER_GRADES = {"dissatisfied": 0, "uncertain": 1, "satisfied": 2}  # the questionnaire's r
+
+
+def _questionnaire_rules(v: Any, typed: dict, missing: dict, flag: Flag) -> dict:
+    answer = np.array([a.decode("utf-8").strip() if a is not None else "" for a in
+                       typed[v.rating_column].to_pylist()], dtype=object)
+    for name in ("play", "like", "questionnaire_shown"):
+        _binary(typed, name, flag)
+    ratio = typed["watch_ratio"]
+    flag("label_out_of_range:watch_ratio", (ratio < 0.0) | (ratio > 1.0))
+    answered = answer != ""
+    flag("unknown_answer", answered & ~np.isin(answer, list(ANSWER_GRADES)))
+    flag("answer_without_questionnaire", answered & (typed["questionnaire_shown"] == 0))
+    grade = np.zeros(len(answer), np.int64)
+    for text, value in ANSWER_GRADES.items():
+        grade[answer == text] = value
+    typed[v.selection], typed[v.outcome] = answered.astype(np.int64), grade
+    return {}
+
+
 PIPELINE_TASKS: dict[str, PipelineTask] = {t.name: t for t in (
     PipelineTask("conversion", _conversion_rules),
     PipelineTask("survey", _survey_rules, optional_outcome=True),
     PipelineTask("ratings", _ratings_rules, derives_labels=True),
+    PipelineTask("questionnaire", _questionnaire_rules, derives_labels=True, label_source=("answer", "string")),
 )}
 
 

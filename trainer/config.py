@@ -8,6 +8,7 @@ from typing import Literal, Optional
 
 from pydantic import Field, ValidationInfo, field_validator
 
+from trainer.estimators.params import EasqGroup, EasqSettings  # noqa: F401
 from trainer.estimators.params import (BmseConfig, CIps, CIpsConfig, Counterfactual, HeuristicImputation,  # noqa: F401
                                        Imputation, ImputationWeight, IpwConfig, Oversampling, Survey,
                                        RelMf, SurveyConfig, TowerConfig, Towers, TwoStagePropensity, Undersampling, Weighting,
@@ -22,7 +23,7 @@ class _Estimator(Section):
     embedding_dim: int = Field(8, gt=0)
 
 
-class ModelConfig(RelMf, TwoStagePropensity, CIps, Survey, Balancing, Counterfactual, Oversampling, HeuristicImputation, Imputation,
+class ModelConfig(EasqGroup, RelMf, TwoStagePropensity, CIps, Survey, Balancing, Counterfactual, Oversampling, HeuristicImputation, Imputation,
                   ImputationWeight, Undersampling, Weighting, Towers, _Estimator):
     """``model:``: the estimator's name, the embedding size, and every parameter group of
     :mod:`trainer.estimators.params` (flat YAML keys, as users write them).
@@ -85,7 +86,26 @@ class SelectionConfig(Section):
         return f"select_{self.split}_{self.metric}"
 
 
+class OnlineConfig(Section):
+    """``train.mode: online`` (seed 001 Algorithm 1; estimators with an online loop: easq)."""
+
+    export_dir: Optional[str] = Field(
+        None, description="export a new TF Serving version under <export_dir>/<model.name>/ every "
+        "export_every_days days of the stream; null = no exports while streaming")
+    export_every_days: int = Field(1, ge=1, description="the export cadence, in days of the stream")
+    warm_start: Optional[str] = Field(
+        None, description="a trained model dir (its weights/final) to start from instead of a fresh model; "
+        "ignored when the model dir holds a checkpoint to resume")
+    max_days: Optional[int] = Field(
+        None, ge=1, description="stop after this many days of the stream (a re-run resumes from the checkpoint)")
+    checkpoints_to_keep: int = Field(2, ge=1)
+
+
 class TrainConfig(Section):
+    mode: Literal["offline", "online"] = Field(
+        "offline", description="offline: epochs over the train split; online: stream it once in time order, "
+        "test-then-train, checkpoint per day, resume (estimators with an online loop only: easq)")
+    online: OnlineConfig = OnlineConfig()
     batch_size: int = Field(1024, gt=0)
     epochs: int = Field(3, gt=0)
     learning_rate: float = Field(1e-3, gt=0)

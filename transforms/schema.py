@@ -82,6 +82,7 @@ class Task:
     ground_truth: tuple[str, ...]
     description: str
     outcome_kind: Literal["int", "float"] = "int"  # the raw outcome column's type (a survey rating is a float)
+    columns: tuple[tuple[str, str], ...] = ()  # the task's own raw columns (name, kind), passed through
 
 
 TASKS: dict[str, Task] = {t.name: t for t in (
@@ -91,6 +92,11 @@ TASKS: dict[str, Task] = {t.name: t for t in (
          "survey impression -> response -> rating: the rating is seen only if the user responds", "float"),
     Task("ratings", "observed", "label", ("rating",),
          "explicit ratings, MNAR train (+ MAR test): the label is seen only for rated pairs"),
+    # o = answered, r = the answer's grade, both derived from the raw ``answer`` column (pipeline.tasks)
+    Task("questionnaire", "answered", "answer_grade", ("gt_satisfaction", "gt_answer_prob_satisfied"),
+         "short-video requests -> behaviour -> sparse questionnaire: the answer is seen only if answered",
+         columns=(("request_id", "string"), ("day", "int"), ("play", "int"), ("like", "int"),
+                  ("watch_ratio", "float"), ("watch_seconds", "float"), ("questionnaire_shown", "int"))),
 )}
 
 
@@ -178,9 +184,16 @@ class Schema:
         return cls(tuple(config.features), (lab.selection, lab.outcome), tuple(lab.ground_truth), keys, lab.task)
 
     @property
+    def task_columns(self) -> tuple[tuple[str, str], ...]:
+        """The task's own raw columns besides its labels (``Task.columns``: the questionnaire's behaviour)."""
+        return TASKS[self.task].columns
+
+    @property
     def passthrough(self) -> tuple[str, ...]:
-        """Columns copied to the output unchanged: labels, ground truth, keys."""
-        return self.labels + self.ground_truth + tuple(k for k in self.keys if k not in self.labels)
+        """Columns copied to the output unchanged: labels, the task's columns, ground truth, keys."""
+        own = tuple(name for name, _ in self.task_columns if name not in self.labels)
+        head = self.labels + own + self.ground_truth
+        return head + tuple(k for k in self.keys if k not in head)
 
     def column_kinds(self) -> dict[str, ColumnKind]:
         """The kind of every raw column the pipeline reads: string, string_list, float or int.
@@ -192,6 +205,7 @@ class Schema:
             for f in self.features}
         kinds.update({name: "int" for name in self.labels})
         kinds[self.labels[1]] = TASKS[self.task].outcome_kind
+        kinds.update(dict(self.task_columns))
         kinds.update({name: "float" for name in self.ground_truth})
         kinds.update({name: "string" for name in self.keys if name not in kinds})
         return kinds

@@ -47,7 +47,8 @@ def test_every_source_is_one_record_whose_functions_import():
                      if source.simulated else ())):
             if fn is not None:
                 assert callable(getattr(importlib.import_module(fn.module), fn.name)), (name, fn)
-    assert [n for n, s in SOURCES.items() if s.simulated] == ["simulated", "simulated_ratings"]
+    assert [n for n, s in SOURCES.items() if s.simulated] == ["simulated", "simulated_ratings", "simulated_video"]
+    assert get_source("simulated_video").reads == ("simulate_video",)
     assert get_source("simulated_ratings").reads == ("simulate_ratings", "labels")
 
 

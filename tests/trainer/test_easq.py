@@ -147,12 +147,13 @@ def test_total_is_eq_17_with_lambdas_and_router_l1():
     assert float(got["loss"]) == pytest.approx(main + 0.5 * satis + 2.0 * dpo + 0.25, rel=1e-6)
 
 
-def test_without_questionnaire_pairs_the_total_is_l_main_plus_router_l1():
+def test_without_questionnaire_pairs_the_total_is_l_main_plus_the_main_router_l1():
     model, x = _model()
     out = model(x)
     got = easq_loss(out, BEHAVIOUR, tf.zeros([0, 2], tf.int32))
     assert float(got["satis"]) == 0.0 and float(got["dpo"]) == 0.0
-    assert float(got["loss"]) == pytest.approx(float(got["main"] + out["router_l1"]), rel=1e-7)
+    assert float(got["loss"]) == pytest.approx(float(got["main"] + out["main/router_l1"]), rel=1e-7)
+    assert float(got["router_l1"]) == pytest.approx(float(out["main/router_l1"]))  # no satisfaction L1 either
     assert np.isfinite(float(got["loss"]))
 
 

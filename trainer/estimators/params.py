@@ -135,6 +135,54 @@ class MfConfig(Section):
     biases: bool = Field(True, description="add b_u + b_i + b")
 
 
+class EasqSettings(Section):
+    """easq (seed 001): the network (eqs. 6–14), the loss (eqs. 11, 15–17) and the pair formation.
+
+    The baselines and ablations are settings of the same network (``configs/easq.yaml``):
+    behaviour-only ``lambda1 = lambda2 = 0, lora: false``; Imputation Network ``lora: false,
+    shared_bottom: true, lambda2 = 0``; w/o LoRA ``lora: false``; w/o MoE ``main_experts =
+    satisfaction_experts = 1``; w/o DPO ``lambda2 = 0``; oracle ``main_target: gt_satisfaction``.
+    """
+
+    units: int = Field(64, ge=1, description="width of h = W0 x (eq. 6)")
+    lora: bool = Field(True, description="the LoRA pathway h_LoRA = B A x (eq. 7); false: h_LoRA = 0 (w/o LoRA)")
+    lora_rank: int = Field(8, ge=1, description="r of B A")
+    lora_reads_input: bool = Field(
+        True, description="L_satis may reach x (the shared embeddings) through B A x, as eq. 7 is written; false "
+        "feeds stop_grad(x) to the LoRA path")
+    shared_bottom: bool = Field(
+        False, description="h_satis = h + h_LoRA without the stop-gradient of eq. 12: L_satis trains the shared "
+        "backbone W0 (an Imputation-Network-style multi-task model, not EASQ)")
+    main_experts: int = Field(4, ge=1, description="K1, experts of the main task (eq. 9)")
+    satisfaction_experts: int = Field(2, ge=1, description="K2, experts of the satisfaction task (eq. 13)")
+    expert_units: list[int] = Field([32, 1], min_length=1, description="each expert FFN's widths; the last is 1")
+    target_sparsity: float = Field(0.5, ge=0, lt=1, description="ReMoE target share of zero gates (K > 1)")
+    lambda1: float = Field(1.0, ge=0, description="λ1, weight of L_satis (eq. 17)")
+    lambda2: float = Field(1.0, ge=0, description="λ2, weight of L_DPO (eq. 17); 0 = w/o DPO")
+    beta: float = Field(0.1, gt=0, description="β of L_DPO (eq. 16), 0.1 in the paper")
+    log_pi: Literal["softmax", "sigmoid"] = Field(
+        "softmax", description="log π of a score: 'softmax' = score − log Z(user) (Z cancels in a same-user pair); "
+        "'sigmoid' = log σ(score)")
+    uncertain: Literal["exclude", "middle"] = Field(
+        "exclude", description="'uncertain' answers: left out of questionnaire pairs, or graded between "
+        "dissatisfied and satisfied")
+    buffer_capacity: int = Field(8, ge=1, description="answers kept per user to pair new answers with (D+)")
+    buffer_max_age: Optional[int] = Field(None, ge=1, description="drop buffered answers older than this many "
+                                          "batches; null keeps them until the capacity pushes them out")
+    behaviour_pairs: Literal["request", "user"] = Field(
+        "request", description="B+ of eq. 11: pairs within a request, or within a user's rows of the batch")
+    main_target: Literal["behaviour", "gt_satisfaction"] = Field(
+        "behaviour", description="what orders B+: behaviour (like > valid play > none), or the simulator's "
+        "gt_satisfaction (the oracle ranker; simulated data only)")
+
+    @field_validator("expert_units")
+    @classmethod
+    def _score_last(cls, value):
+        if value[-1] != 1 or any(u < 1 for u in value):
+            raise ValueError(f"expert_units must be positive widths ending in 1 (the score), got {value}")
+        return value
+
+
 # --------------------------------------------------------------------------- the groups
 class Towers(Section):
     """The multi-task model's towers (every estimator built on :mod:`trainer.model.multitask`) and the
@@ -235,10 +283,14 @@ class CIps(Section):
     c_ips: CIpsConfig = CIpsConfig()
 
 
+class EasqGroup(Section):
+    easq: EasqSettings = EasqSettings()
+
+
 # every group, in the order the keys appear in a resolved config
 GROUPS: tuple[type[Section], ...] = (Towers, Weighting, Undersampling, ImputationWeight, Imputation,
                                      HeuristicImputation, Oversampling, Counterfactual, Balancing, Survey, CIps,
-                                     TwoStagePropensity, RelMf)
+                                     TwoStagePropensity, RelMf, EasqGroup)
 
 
 def keys_of(group: type[Section]) -> tuple[str, ...]:

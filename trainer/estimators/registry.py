@@ -13,6 +13,7 @@ import difflib
 import importlib
 from typing import Any, Callable, Mapping
 
+from trainer.estimators.params import EasqGroup
 from trainer.estimators.params import (Balancing, CIps, Counterfactual, HeuristicImputation, Imputation,
                                        ImputationWeight, Oversampling, RelMf, Survey, Towers, TwoStagePropensity, Undersampling,
                                        Weighting)
@@ -45,6 +46,7 @@ class EstimatorSpec:
     validation_metrics: tuple[str, ...] = ()
     sweeps: Mapping[str, Sweep] = dataclasses.field(default_factory=dict)
     needs_potential_outcome: bool = False
+    online: bool = False  # it has an online loop (train.mode: online)
 
     def load(self) -> type:
         """The implementing class (imports TensorFlow)."""
@@ -61,6 +63,13 @@ class EstimatorSpec:
 
 
 _MT = "trainer.estimators"
+# seed 001 Fig. 6: K1, K2, λ1, λ2
+EASQ_SWEEPS = {"main_experts": Sweep("K1 (main-task experts)", "K1",
+                                     lambda v: {"model.easq.main_experts": int(v)}),
+               "satisfaction_experts": Sweep("K2 (satisfaction experts)", "K2",
+                                             lambda v: {"model.easq.satisfaction_experts": int(v)}),
+               "lambda1": Sweep("λ1 (weight of L_satis)", "λ1", lambda v: {"model.easq.lambda1": v}),
+               "lambda2": Sweep("λ2 (weight of L_DPO)", "λ2", lambda v: {"model.easq.lambda2": v})}
 _CVR = (Towers, Weighting)              # every CVR-family estimator: towers, and 1/p̂ for cvr_snips_logloss
 _DR = (*_CVR, Undersampling, Imputation)
 
@@ -92,6 +101,7 @@ ESTIMATORS: dict[str, EstimatorSpec] = {s.name: s for s in (
     _spec("survey_standalone", "survey:SurveyStandalone", (Towers, Survey), ()),
     _spec("c_ips", "c_ips:CIps", (Weighting, CIps), ()),
     _spec("rel_mf", "rel_mf:RelMf", (Towers, Weighting, RelMf), ()),
+    _spec("easq", "easq.estimator:EasqEstimator", (EasqGroup,), (), sweeps=EASQ_SWEEPS, online=True),
 )}
 
 

@@ -4,6 +4,7 @@ Every metrics function takes ``(model, spec, data_dir)`` and returns ``{metric: 
     conversion  :func:`trainer.evaluation.cvr.conversion_metrics`   (eval split)
     survey      :func:`trainer.evaluation.survey.survey_task_metrics` (eval split)
     ratings     :func:`trainer.evaluation.ratings.ratings_metrics`  (MAR test split + MNAR eval split)
+    questionnaire :func:`trainer.evaluation.questionnaire.questionnaire_task_metrics` (eval split)
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Callable
 
 from trainer.config import TrainerSpec
 from trainer.evaluation.cvr import conversion_metrics
+from trainer.evaluation.questionnaire import questionnaire_task_metrics
 from trainer.evaluation.ratings import ratings_metrics
 from trainer.evaluation.survey import survey_task_metrics
 
@@ -21,6 +23,7 @@ TASK_METRICS: dict[str, Callable[..., dict]] = {
     "conversion": conversion_metrics,
     "survey": survey_task_metrics,
     "ratings": ratings_metrics,
+    "questionnaire": questionnaire_task_metrics,
 }
 
 

@@ -33,7 +33,7 @@ def test_sweeps_are_declared_by_their_estimator():
     assert spec.name == "multi_ipw" and sweep.overrides(0.5) == {"model.ipw.tau": None, "model.ipw.tau_percent": 0.5}
     spec, sweep = find_sweep("undersample")
     assert spec.name == "multi_dr" and sweep.overrides(1.5) == {"model.undersample_rate": 1.5}
-    with pytest.raises(KeyError, match="known: tau_percent, undersample"):
+    with pytest.raises(KeyError, match="known: lambda1, lambda2, main_experts, satisfaction_experts, tau_percent, undersample"):
         find_sweep("tau")
 
 

@@ -79,14 +79,21 @@ def easq_loss(outputs: dict, behaviour_pairs: tf.Tensor, satisfaction_pairs: tf.
               config: EasqLossConfig = EasqLossConfig()) -> dict[str, tf.Tensor]:
     """L_total = L_main + λ1 L_satis + λ2 L_DPO (eq. 17) + router L1; every term is returned by name.
 
-    ``outputs`` is the model's dict (``score`` = ŷ, ``satisfaction`` = ŝ, ``router_l1``). With no
-    questionnaire pairs L_satis = L_DPO = 0 and the total is L_main + router L1.
+    ``outputs`` is the model's dict (``score`` = ŷ, ``satisfaction`` = ŝ, the routers' L1). The
+    satisfaction router's L1 is part of the satisfaction task: weighted by λ1 and counted only in a
+    batch with questionnaire pairs. With no questionnaire pairs L_satis = L_DPO = 0 and the total is
+    L_main + the main router's L1, so nothing trains the LoRA or the satisfaction pathway: EASQ then
+    trains exactly as behaviour-only (a test pins it).
     """
     y_hat, s_hat = outputs[SCORE], outputs[SATISFACTION]
     l_main = bpr_loss(y_hat, behaviour_pairs, config.reduction)
     l_satis = satisfaction_loss(s_hat, satisfaction_pairs, config.reduction)
     l_dpo = dpo_loss(y_hat, s_hat, satisfaction_pairs, config.beta, config.log_pi, config.reduction)
-    router_l1 = outputs.get("router_l1", tf.zeros((), y_hat.dtype))
+    if "satisfaction/router_l1" in outputs:  # the satisfaction router's L1 belongs to the satisfaction task
+        has_pairs = tf.cast(tf.size(satisfaction_pairs) > 0, y_hat.dtype)
+        router_l1 = outputs["main/router_l1"] + config.lambda1 * has_pairs * outputs["satisfaction/router_l1"]
+    else:
+        router_l1 = outputs.get("router_l1", tf.zeros((), y_hat.dtype))
     total = l_main + config.lambda1 * l_satis + config.lambda2 * l_dpo + router_l1
     return {"loss": total, "main": l_main, "satis": l_satis, "dpo": l_dpo, "router_l1": router_l1}
 

@@ -11,7 +11,9 @@ Eqs. 9 and 13 write the routers' input as h and h_satis; §4.4.1 says the fused 
 the MoE", so both the router and the experts of each pathway read that pathway's input.
 Served output: ``score`` = ŷ (the ranking score); ``satisfaction`` = ŝ is a training-time reference
 (the lead may export it too). ``lora_reads_input`` (default True, as eq. 7 is written) lets L_satis
-reach x, i.e. the shared embeddings, through B A x; False stops it there.
+reach x, i.e. the shared embeddings, through B A x; False stops it there. Two switches make the
+baselines of the same network: ``lora=False`` (h_LoRA = 0: w/o LoRA) and ``shared_bottom=True``
+(h_satis = h + h_LoRA without eq. 12's stop-gradient: L_satis trains W0, a shared-bottom multi-task model).
 """
 from __future__ import annotations
 
@@ -39,6 +41,8 @@ class EasqConfig:
     l1_init: float = 1e-8                   # ReMoE start of the adaptive L1 coefficient
     l1_factor: float = 1.2                  # ReMoE step of the adaptive L1 coefficient
     lora_reads_input: bool = True           # may L_satis reach x through B A x (eq. 7 as written: yes)
+    lora: bool = True                       # False: h_LoRA = 0 (the "w/o LoRA" ablation, and the baselines)
+    shared_bottom: bool = False             # True: h_satis = h + h_LoRA, L_satis trains W0 (Imputation Network)
 
 
 class Easq(tf_keras.Model):
@@ -63,12 +67,15 @@ class Easq(tf_keras.Model):
 
     def call(self, x, training=None):
         h, h_lora = self.backbone(x)                                   # eqs. 6, 7
+        if not self.config.lora:
+            h_lora = tf.zeros_like(h)
         h_main = h + tf.stop_gradient(h_lora)                          # eq. 8
-        h_satis = tf.stop_gradient(h) + h_lora                         # eq. 12
+        h_satis = (h if self.config.shared_bottom else tf.stop_gradient(h)) + h_lora   # eq. 12
         main = self.main_moe(h_main, training=training)                # eqs. 9, 10
         satis = self.satisfaction_moe(h_satis, training=training)      # eqs. 13, 14
         out = {SCORE: main["output"][:, 0], SATISFACTION: satis["output"][:, 0],
-               "h": h, "h_lora": h_lora, "router_l1": main["l1"] + satis["l1"]}
+               "h": h, "h_lora": h_lora, "router_l1": main["l1"] + satis["l1"],
+               "main/router_l1": main["l1"], "satisfaction/router_l1": satis["l1"]}
         for prefix, moe in (("main", main), ("satisfaction", satis)):
             for key in ("zero_gate_share", "experts_unused", "all_zero_rows"):
                 out[f"{prefix}/{key}"] = moe[key]
