@@ -258,38 +258,37 @@ def _run(args, config):
         result = workflow.run(config, args.output_dir, overwrite=args.overwrite, warm_start_from=args.warm_start,
                               cluster=running.resolver() if running else None)
     _print_metrics(result["metrics"])
-    print("\nOutputs:")
-    width = max(map(len, result["outputs"]))
-    for name, path in result["outputs"].items():
-        print(f"  {name:{width}s}  {path}")
+    _print_outputs(result["outputs"])
 
 
 def _compare(args, config):
     from ctrcvr.compare import compare, plan_runs
-    try:
-        plan_runs(config)  # every run's config valid before anything is simulated or trained
-    except ConfigError as err:
-        raise ConfigError(f"{args.config}: {err}") from None
-    result = compare(config, args.output_dir, overwrite=args.overwrite, data_dir=args.data_dir)
-    print()
-    print(result["table"])
-    print("\nOutputs:")
-    for name, path in result["files"].items():
-        print(f"  {name:18s} {path}")
+    result = _planned(plan_runs, compare, args, config)
+    print(f"\n{result['table']}")
+    _print_outputs(result["files"])
 
 
 def _tune(args, config):
     from ctrcvr.tune import plan_trials, tune
+    result = _planned(plan_trials, tune, args, config)
+    print(f"\n{result['table']}\n\nchosen: {result['chosen']}\ntest split (once): {json.dumps(result['test'])}")
+    _print_outputs(result["files"])
+
+
+def _planned(plan, execute, args, config) -> dict:
+    """Validates every run's config (``plan``) before anything is simulated or trained, then ``execute``s."""
     try:
-        plan_trials(config)  # every trial's config valid before anything is simulated or trained
+        plan(config)
     except ConfigError as err:
         raise ConfigError(f"{args.config}: {err}") from None
-    result = tune(config, args.output_dir, overwrite=args.overwrite, data_dir=args.data_dir)
-    print()
-    print(result["table"])
-    print(f"\nchosen: {result['chosen']}\ntest split (once): {json.dumps(result['test'])}\n\nOutputs:")
-    for name, path in result["files"].items():
-        print(f"  {name:20s} {path}")
+    return execute(config, args.output_dir, overwrite=args.overwrite, data_dir=args.data_dir)
+
+
+def _print_outputs(files: dict) -> None:
+    print("\nOutputs:")
+    width = max(map(len, files), default=0)
+    for name, path in files.items():
+        print(f"  {name:{width}s}  {path}")
 
 
 def _reuse_data_dir(cmd):

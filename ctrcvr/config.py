@@ -24,7 +24,7 @@ from ctrcvr.yaml_files import parse_yaml, read_text
 from pipeline.config import DataConfig, PreprocessConfig, SimulateConfig, SimulateRatingsConfig
 from pipeline.video_config import SimulateVideoConfig
 from trainer.config import EvalConfig, ExportConfig, ModelConfig, TrainConfig
-from transforms.errors import UserError
+from transforms.errors import UserError, did_you_mean
 from transforms.schema import FeatureConfig, LabelsConfig, Section
 
 
@@ -103,8 +103,7 @@ def resolve_config_path(name_or_path: Union[str, Path]) -> Path:
     stem = path.name.removesuffix(".yaml") if path.parent == Path(".") else None
     if stem in shipped:
         return shipped[stem]
-    close = difflib.get_close_matches(str(stem or path), shipped, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    hint = did_you_mean(stem or path, shipped)
     raise ConfigError(f"config file not found: {path}{hint}; give a file path or one of the shipped configs: "
                       f"{', '.join(shipped)} (ctrcvr configs lists them)")
 
@@ -266,7 +265,7 @@ def _describe(error: dict) -> tuple[tuple, Optional[str], str]:
     key = ".".join(str(p) for p in loc) or None
     if error["type"] == "extra_forbidden":
         valid = _fields_at(loc[:-1])
-        close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
+        close = difflib.get_close_matches(str(loc[-1]), valid, n=1)  # the key's own wording below
         hint = f" (did you mean {close[0]!r}?)" if close else f" (valid keys: {', '.join(valid)})"
         return loc, None, f"unknown key {key!r}{hint}"
     message = error["msg"].removeprefix("Value error, ")

@@ -50,6 +50,14 @@ class UserError(ValueError):
         return _rebuild, (type(self), self.message, self.file, self.line, self.key)
 
 
+def did_you_mean(name: str, known) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``known`` to a mistyped ``name``, or ``""``: the hint every
+    registry lookup and config check appends to its error."""
+    import difflib
+    close = difflib.get_close_matches(str(name), list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def _rebuild(cls, message, file, line, key):
     return cls(message, file=file, line=line, key=key)
 

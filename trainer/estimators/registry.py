@@ -9,10 +9,10 @@ the implementation follows.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import importlib
 from typing import Any, Callable, Mapping
 
+from transforms.errors import did_you_mean
 from trainer.estimators.params import EasqGroup
 from trainer.estimators.params import (Balancing, CIps, Counterfactual, HeuristicImputation, Imputation,
                                        ImputationWeight, Oversampling, RelMf, Survey, Towers, TwoStagePropensity, Undersampling,
@@ -108,8 +108,7 @@ ESTIMATORS: dict[str, EstimatorSpec] = {s.name: s for s in (
 def get_estimator(name: str) -> EstimatorSpec:
     """The estimator registered as ``name``; a clear error naming the closest one if absent."""
     if name not in ESTIMATORS:
-        close = difflib.get_close_matches(name, ESTIMATORS, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        hint = did_you_mean(name, ESTIMATORS)
         raise KeyError(f"model.name: unknown estimator {name!r}{hint}; known: {', '.join(sorted(ESTIMATORS))}")
     return ESTIMATORS[name]
 

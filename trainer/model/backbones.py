@@ -30,9 +30,10 @@ line to ``BACKBONES`` and, if it has knobs, a small section to :class:`trainer.e
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import importlib
 from typing import Any, Literal, Optional
+
+from transforms.errors import did_you_mean
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,7 +65,6 @@ BACKBONES: dict[str, BackboneSpec] = {s.name: s for s in (
 
 def get_backbone(name: str) -> BackboneSpec:
     if name not in BACKBONES:
-        close = difflib.get_close_matches(name, BACKBONES, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        hint = did_you_mean(name, BACKBONES)
         raise ValueError(f"unknown backbone {name!r}{hint}; known: {', '.join(BACKBONES)}")
     return BACKBONES[name]
