@@ -1,8 +1,10 @@
 """EASQ (seed 001): align a ranking model with sparse questionnaire satisfaction.
 
-Standalone core, to be wired into the estimator protocol after the restructure:
-``model`` (LoRA backbone + two ReLU-routed mixtures of experts, eqs. 6–14), ``losses`` (eqs. 11, 15–17),
-``layers`` (``ReluRouter``, ``MixtureOfExperts``, ``LoraProjection``), ``pairs`` (B+ and D+ formation).
+The core: ``model`` (LoRA backbone + two ReLU-routed mixtures of experts, eqs. 6–14), ``losses``
+(eqs. 11, 15–17), ``layers`` (``ReluRouter``, ``MixtureOfExperts``, ``LoraProjection``), ``pairs`` (B+ and
+D+ formation). The estimator (``model.name: easq``, registered in ``trainer.estimators.registry``):
+``estimator`` (the protocol), ``ranker`` (``FeatureEmbedding`` -> ``Easq``, the served model), ``stream``
+(a split in time order, batches of whole requests), ``fit`` (offline epochs and the online Algorithm 1).
 """
 from trainer.estimators.easq.layers import LoraProjection, MixtureOfExperts, ReluRouter
 from trainer.estimators.easq.losses import (EasqLossConfig, bpr_loss, dpo_loss, easq_loss, pairwise_logistic,

@@ -23,7 +23,7 @@ GROUND_TRUTH = "gt_satisfaction"
 @dataclasses.dataclass
 class Stream:
     features: dict          # transformed feature columns, time order
-    columns: dict           # labels, behaviour, keys and ground truth, time order
+    columns: dict           # labels (as answered, answer_grade), behaviour, keys, ground truth; time order
     request: np.ndarray     # int request code per row, increasing with time
     user: np.ndarray        # int user code per row
     bounds: np.ndarray      # batch k is rows bounds[k]:bounds[k + 1]
@@ -64,6 +64,8 @@ def load_stream(data, split: str, batch_size: int, feature_names) -> Stream:
     if missing:
         raise ValueError(f"easq reads questionnaire data (labels.task: questionnaire, {USER} a key); "
                          f"the preprocessed data have no {', '.join(missing)}")
+    for role, name in ((labels.selection, "answered"), (labels.outcome, "answer_grade")):
+        columns[name] = columns.pop(role)  # the loop and the metrics read the roles by these names
     request = _text(columns[REQUEST])
     try:
         request_key = request.astype(np.int64)
