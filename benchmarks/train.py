@@ -110,7 +110,7 @@ def _int(v) -> tf.train.Feature:
 
 
 def benchmark(name: str, files: list[str], rows: int, epochs: int, in_memory: bool = False,
-              input_threads: Optional[int] = 1) -> dict:
+              input_threads: Optional[int] = 1, steps_per_execution: int = 1) -> dict:
     config = config_from_dict({
         "features": [{"name": f, "kind": "categorical"} for f in FIELDS],
         "model": {"name": name, "embedding_dim": 18, "tower": {"units": [512, 256, 128, 32]}},
@@ -127,10 +127,11 @@ def benchmark(name: str, files: list[str], rows: int, epochs: int, in_memory: bo
     model = MultiTaskModel(lambda g: FeatureEmbedding(config.features, sizes, 18, name=f"embedding_{g}"),
                            estimator, config.labels, config.train.dense_embedding_gradients, name=name)
     model(next(iter(dataset)))
-    model.compile(optimizer=tf_keras.optimizers.legacy.Adam(config.train.learning_rate))
+    model.compile(optimizer=tf_keras.optimizers.legacy.Adam(config.train.learning_rate),
+                  steps_per_execution=steps_per_execution)
     timer = EpochTimer()
-    model.fit(dataset, epochs=epochs + 1, callbacks=[timer], verbose=0)
     steps = rows // 1024
+    model.fit(dataset.repeat(), epochs=epochs + 1, steps_per_epoch=steps, callbacks=[timer], verbose=0)
     rates = [steps * 1024 / s for s in timer.seconds[1:]]  # epoch 1 traces and fills the shuffle buffer
     macs = sum(int(np.prod(v.shape)) for t in model.towers.values() for v in t.trainable_variables
                if "kernel" in v.name)
@@ -148,6 +149,38 @@ class EpochTimer(tf_keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.seconds.append(time.perf_counter() - self._start)
+
+
+def deepctr_esmm(path: str, files: list[str], rows: int, epochs: int) -> dict:
+    """DeepCTR 0.9.4's ESMM (importable from ``path``, a ``pip install --target`` dir: never a project
+    dependency) on the same rows and architecture, from numpy arrays in memory, as its users fit it:
+    ``compile("adam", binary_crossentropy × 2)``, lr 2e-4, batch 1024. Examples/s as :func:`benchmark`."""
+    sys.path.insert(0, path)
+    import requests
+    requests.get = _no_network  # deepctr's import starts a thread asking pypi for a newer version
+    from deepctr.feature_column import SparseFeat
+    from deepctr.models import ESMM
+    spec = {f"{f}_xf": tf.io.FixedLenFeature([], tf.int64) for f in FIELDS}
+    spec.update(click=tf.io.FixedLenFeature([], tf.int64), conversion=tf.io.FixedLenFeature([], tf.int64))
+    columns: dict[str, list] = {k: [] for k in spec}
+    for batch in make_dataset(files, spec, 65_536):
+        for k in spec:
+            columns[k].append(batch[k].numpy())
+    data = {k: np.concatenate(v) for k, v in columns.items()}
+    x = {f: data[f"{f}_xf"] for f in FIELDS}
+    y = [data["click"].astype(np.float32), (data["click"] * data["conversion"]).astype(np.float32)]
+    model = ESMM([SparseFeat(f, c + 1, embedding_dim=18) for f, c in zip(FIELDS, CARDINALITIES)],
+                 tower_dnn_hidden_units=(512, 256, 128, 32))
+    model.compile(tf_keras.optimizers.Adam(2e-4), loss=["binary_crossentropy", "binary_crossentropy"])
+    timer = EpochTimer()
+    model.fit(x, y, batch_size=1024, epochs=epochs + 1, callbacks=[timer], verbose=0, shuffle=True)
+    rates = [len(data["click"]) / s for s in timer.seconds[1:]]
+    return {"model": "deepctr_esmm", "source": "memory", "examples_per_s": float(np.median(rates)),
+            "epochs_examples_per_s": rates}
+
+
+def _no_network(*args, **kwargs):
+    raise OSError("benchmark: no network")
 
 
 def input_only(files: list[str], rows: int) -> float:
@@ -172,6 +205,11 @@ def main() -> None:
                         help="train.input_threads (0 = TensorFlow's shared pool); default 1")
     parser.add_argument("--in-memory", action="store_true",
                         help="also time each model on parsed batches cached in memory (no input pipeline)")
+    parser.add_argument("--steps-per-execution", type=int, default=1,
+                        help="Keras steps_per_execution: train steps per tf.function call (default 1)")
+    parser.add_argument("--deepctr", metavar="DIR",
+                        help="also time DeepCTR 0.9.4's ESMM in memory, imported from DIR (e.g. after "
+                             "`pip install --no-deps --target DIR deepctr==0.9.4`; not a project dependency)")
     args = parser.parse_args()
     tf_keras.utils.set_random_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -187,7 +225,8 @@ def main() -> None:
         results = []
         for name in args.models.split(","):
             for in_memory in (False, True) if args.in_memory else (False,):
-                r = benchmark(name, files, args.rows, args.epochs, in_memory, args.input_threads or None)
+                r = benchmark(name, files, args.rows, args.epochs, in_memory, args.input_threads or None,
+                              args.steps_per_execution)
                 gflops = r["examples_per_s"] * r["train_flop_per_example"] / 1e9
                 r.update(source="memory" if in_memory else "tfrecords", tower_gflop_per_s=gflops,
                          fraction_of_ceiling=gflops / ceiling, ceiling_gflop_per_s=ceiling,
@@ -198,6 +237,15 @@ def main() -> None:
                       f"{', '.join(f'{x:,.0f}' for x in r['epochs_examples_per_s'])}), {gflops:.1f} GFLOP/s = "
                       f"{100 * r['fraction_of_ceiling']:.1f} % of the ceiling "
                       f"({100 * r['fraction_of_in_graph_ceiling']:.1f} % of the in-graph one)", flush=True)
+        if args.deepctr:
+            peer = deepctr_esmm(args.deepctr, files, args.rows, args.epochs)
+            results.append(peer)
+            print(f"deepctr    memory    {peer['examples_per_s']:>9,.0f} examples/s (epochs: "
+                  f"{', '.join(f'{x:,.0f}' for x in peer['epochs_examples_per_s'])})", flush=True)
+            for r in results[:-1]:
+                r["speedup_vs_deepctr_esmm"] = r["examples_per_s"] / peer["examples_per_s"]
+                print(f"{r['model']:10s} {r['source']:9s} {r['speedup_vs_deepctr_esmm']:.2f}x DeepCTR's ESMM "
+                      f"(in memory), {100 * r['fraction_of_in_graph_ceiling']:.1f} % of the in-graph ceiling")
         print(json.dumps(results, indent=2))
 
 

@@ -12,8 +12,9 @@ copied into its model dir by :func:`record_tables` at training time, so the prev
                           have the same hash_buckets; otherwise every row starts fresh
     bucketize features    row b <- row b (the quantile boundaries move a little from day to day)
 
-Towers (every other variable: kernels, biases, batch-norm statistics) are copied as they are; their
-shapes must match (the same ``model`` section). The optimiser's state carries over too: Adam's step
+Towers (every other variable: kernels, biases, batch-norm statistics) are copied as they are, through a
+checkpoint of the towers (so into sharded / mirrored variables too); their shapes must match (the same
+``model`` section). The optimiser's state carries over too: Adam's step
 count, and its m and v slots, of the towers as they are and of the embedding rows remapped exactly as
 the rows are (new rows: zero slots). Under a tf.distribute strategy, whose slots are per shard /
 replica, the weights are carried and the optimiser starts afresh (said in the report).
@@ -115,19 +116,12 @@ def warm_start(model, estimator, spec, data, previous_dir) -> dict:
                     _copy_rows(model.optimizer.get_slot(table.embeddings, slot),
                                old_model.optimizer.get_slot(old_table, slot), new_rows, old_rows, fresh_zero=True)
             report["tables"][f"{embedding.name}/{name}" if len(model.embeddings) > 1 else name] = counts
-    towers = 0
-    for tower, layer in model.towers.items():
-        for new_var, old_var in zip(layer.variables, old_model.towers[tower].variables):
-            if tuple(new_var.shape) != tuple(old_var.shape):
-                raise UserError(f"tower {tower}: {new_var.name} is {tuple(new_var.shape)} now, "
-                                f"{tuple(old_var.shape)} in the previous model: warm start needs the same "
-                                "model section (towers, embedding_dim)", key="--warm-start")
-            new_var.assign(old_var)
-            if slots_carried and new_var.trainable:
+    towers = _copy_towers(model, old_model)
+    if slots_carried:
+        for tower, layer in model.towers.items():
+            for new_var, old_var in zip(layer.trainable_variables, old_model.towers[tower].trainable_variables):
                 for slot in model.optimizer.get_slot_names():
                     model.optimizer.get_slot(new_var, slot).assign(old_model.optimizer.get_slot(old_var, slot))
-            towers += 1
-    if slots_carried:
         model.optimizer.iterations.assign(old_model.optimizer.iterations)
     report["tower_variables_carried"] = towers
     for name, c in report["tables"].items():
@@ -135,6 +129,21 @@ def warm_start(model, estimator, spec, data, previous_dir) -> dict:
                  c["dropped"], c["rows_before"], c["rows_after"], f"; {c['note']}" if "note" in c else "")
     log.info("warm start from %s: %d tower variables carried; optimizer %s", previous_dir, towers, report["optimizer"])
     return report
+
+
+def _copy_towers(model, old_model) -> int:
+    """Every tower variable (batch-norm statistics too) through a checkpoint of the towers, which restores
+    into sharded or mirrored variables as into plain ones; returns how many were copied."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        path = tf.train.Checkpoint(towers=dict(old_model.towers)).write(f"{tmp}/towers")
+        try:
+            tf.train.Checkpoint(towers=dict(model.towers)).read(path).assert_existing_objects_matched()
+        except (ValueError, tf.errors.InvalidArgumentError, AssertionError) as err:
+            raise UserError(f"the towers differ from the previous model's ({type(err).__name__}: "
+                            f"{str(err).splitlines()[0][:200]}): warm start needs the same model section "
+                            "(towers, embedding_dim)", key="--warm-start") from None
+        return sum(1 for name, _ in tf.train.list_variables(path) if name.endswith("VARIABLE_VALUE"))
 
 
 def write_report(report: dict, model_dir) -> Path:
