@@ -14,7 +14,7 @@ from trainer.model.layers import FeatureEmbedding
 from trainer.model.multitask import MultiTaskModel, build_backbones, group_dims
 
 SIZES = {"user_id": 3, "item_id": 2}
-FAMILY = sorted(n for n, spec in ESTIMATORS.items() if issubclass(spec.load(), MultiTaskEstimator)
+FAMILY = sorted(n for n, spec in ESTIMATORS.items() if issubclass(spec.load(), MultiTaskEstimator)  # the CVR family
                 and {"ctr", "cvr"} <= set(spec.load().towers))
 BACKBONES = ("dcn", "dlrm", "mmoe", "ple")
 SMALL = {"tower": {"units": [4]}, "dcn": {"cross_layers": 1}, "dlrm": {"bottom_units": [3]},
@@ -228,3 +228,28 @@ def test_every_estimator_trains_one_tiny_epoch(name, backbone):
     assert np.isfinite(history.history["loss"]).all()
     assert any(not np.allclose(b, v.numpy()) for b, v in zip(before, model.trainable_variables))
     assert set(model.predict_named(batch)) >= {"pctr", "pcvr", "pctcvr"}
+
+
+SURVEY = sorted(n for n, spec in ESTIMATORS.items() if issubclass(spec.load(), MultiTaskEstimator)
+                and n not in FAMILY)
+
+
+@pytest.mark.parametrize("backbone", BACKBONES)
+@pytest.mark.parametrize("name", SURVEY)
+def test_every_survey_estimator_trains_one_tiny_epoch(name, backbone):
+    tf_keras.utils.set_random_seed(0)
+    config = config_from_dict({
+        "features": [{"name": "user_id", "kind": "categorical"}, {"name": "item_id", "kind": "categorical"}],
+        "labels": {"task": "survey", "selection": "responded", "outcome": "rating", "rating_range": [1.0, 5.0]},
+        "model": {"name": name, "embedding_dim": 2, "backbone": backbone, **SMALL}})
+    model = _model(config)
+    rng = np.random.default_rng(0)
+    o = (rng.random(16) < 0.5).astype(np.int64)
+    batch = {"user_id_xf": tf.constant(rng.integers(0, 3, 16)), "item_id_xf": tf.constant(rng.integers(0, 2, 16)),
+             "responded": tf.constant(o), "rating": tf.constant(np.where(o, rng.integers(1, 6, 16), 0), tf.float32)}
+    model(batch)
+    before = [v.numpy().copy() for v in model.trainable_variables]
+    model.compile(optimizer=tf_keras.optimizers.legacy.Adam(0.01), run_eagerly=True)
+    history = model.fit(tf.data.Dataset.from_tensor_slices(batch).batch(16), epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    assert any(not np.allclose(b, v.numpy()) for b, v in zip(before, model.trainable_variables))
