@@ -135,6 +135,46 @@ class MfConfig(Section):
     biases: bool = Field(True, description="add b_u + b_i + b")
 
 
+class DcnConfig(Section):
+    """The ``dcn`` backbone (DCN-v2, :mod:`trainer.model.dcn`): ``tfrs.layers.dcn.Cross`` layers over the
+    concatenated field vectors, x_{l+1} = x_0 ⊙ (W x_l + b) + x_l."""
+
+    cross_layers: int = Field(2, ge=1, description="how many Cross layers")
+    structure: Literal["stacked", "parallel"] = Field(
+        "stacked", description="stacked: cross layers, then the MLP (model.tower) on their output; parallel: "
+        "the cross layers and the MLP both read the fields, their outputs concatenated; then Dense(1)")
+    projection_dim: Optional[int] = Field(None, gt=0, description="low-rank W = U V of this rank; null: full W")
+
+
+class DlrmConfig(Section):
+    """The ``dlrm`` backbone (:mod:`trainer.model.dlrm`): numeric fields through the bottom MLP to the
+    embedding size, ``tfrs.layers.feature_interaction.DotInteraction`` over every field vector (all of one
+    size), [bottom output : interactions] through the top MLP (``model.tower``) and Dense(1)."""
+
+    bottom_units: list[int] = Field([32], description="hidden widths of the bottom MLP on the numeric fields "
+                                    "(its last layer is the embedding size)")
+    self_interaction: bool = Field(False, description="include ⟨v_i, v_i⟩ in the interactions")
+
+
+class MmoeConfig(Section):
+    """The ``mmoe`` backbone (:mod:`trainer.model.experts`): ``experts`` shared expert MLPs over the
+    concatenated fields, one gate per tower, each tower's own head (``model.tower``) and Dense(1)."""
+
+    experts: int = Field(4, ge=1, description="K, shared experts")
+    expert_units: list[int] = Field([64], min_length=1, description="widths of each expert MLP")
+    gate: Literal["softmax", "relu"] = Field(
+        "softmax", description="softmax(W h) (MMoE); relu: EASQ's ReLU router with its L1 penalty")
+
+
+class PleConfig(Section):
+    """The ``ple`` backbone (:mod:`trainer.model.experts`): one extraction layer of PLE (Tang et al. 2020):
+    shared experts + each tower's own, a softmax gate per tower over its own + the shared, then its head."""
+
+    shared_experts: int = Field(2, ge=1, description="experts every tower reads")
+    task_experts: int = Field(1, ge=1, description="experts of each tower alone")
+    expert_units: list[int] = Field([64], min_length=1, description="widths of each expert MLP")
+
+
 class EasqSettings(Section):
     """easq (seed 001): the network (eqs. 6–14), the loss (eqs. 11, 15–17) and the pair formation.
 
@@ -189,10 +229,15 @@ class Towers(Section):
     backbone that turns a tower's embedded features into its logit (:mod:`trainer.model.backbones`)."""
 
     tower: TowerConfig = TowerConfig()
-    backbone: str = Field("mlp", description="every tower's backbone: mlp (today's towers) or mf")
+    backbone: str = Field("mlp", description="every tower's backbone: mlp (today's towers), mf, dcn, dlrm, "
+                          "mmoe or ple (docs/backbones.md)")
     tower_backbones: dict[str, str] = Field(
         {}, description="per-tower override of backbone, e.g. {ctr: mlp} (the propensity tower an MLP)")
     mf: MfConfig = MfConfig()
+    dcn: DcnConfig = DcnConfig()
+    dlrm: DlrmConfig = DlrmConfig()
+    mmoe: MmoeConfig = MmoeConfig()
+    ple: PleConfig = PleConfig()
 
     @field_validator("backbone")
     @classmethod

@@ -5,6 +5,10 @@ implementation is imported on first use, so config validation stays free of Tens
     backbone   per     logit of a tower
     mlp        tower   MLP over the concatenated field vectors (``model.tower``; the default, today's towers)
     mf         tower   ⟨p_u, q_i⟩ + b_u + b_i + b over the user and item fields (``model.mf``)
+    dcn        tower   DCN-v2: tfrs Cross layers stacked on / parallel to the MLP (``model.dcn``, ``model.tower``)
+    dlrm       tower   tfrs DotInteraction of the field vectors + bottom/top MLPs (``model.dlrm``, ``model.tower``)
+    mmoe       group   shared experts, a softmax gate and a head per tower (``model.mmoe``, ``model.tower``)
+    ple        group   shared + per-tower experts, a gate per tower over its own + shared (``model.ple``)
 
 The interface a backbone implements (a ``tf_keras.layers.Layer``; see :class:`trainer.model.mf.MfBackbone`
 and :class:`trainer.model.layers.MlpBackbone`)::
@@ -60,6 +64,10 @@ class BackboneContext:
 BACKBONES: dict[str, BackboneSpec] = {s.name: s for s in (
     BackboneSpec("mlp", "trainer.model.layers:MlpBackbone"),
     BackboneSpec("mf", "trainer.model.mf:MfBackbone"),
+    BackboneSpec("dcn", "trainer.model.dcn:DcnBackbone"),
+    BackboneSpec("dlrm", "trainer.model.dlrm:DlrmBackbone"),
+    BackboneSpec("mmoe", "trainer.model.experts:MmoeBackbone", per="group"),
+    BackboneSpec("ple", "trainer.model.experts:PleBackbone", per="group"),
 )}
 
 

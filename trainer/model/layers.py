@@ -62,8 +62,9 @@ class FeatureEmbedding(tf_keras.layers.Layer):
         return {n: self.tables[n](tf.reshape(features[transformed_name(n)], [-1])) for n in names}
 
 
-def make_tower(config: TowerConfig, name: str) -> tf_keras.Sequential:
-    """An MLP ending in one logit: Dense -> [BatchNorm] -> activation -> [Dropout], repeated."""
+def make_tower(config: TowerConfig, name: str, logit: bool = True) -> tf_keras.Sequential:
+    """An MLP ending in one logit: Dense -> [BatchNorm] -> activation -> [Dropout], repeated
+    (``logit=False``: the hidden layers only, for a backbone that adds its own last layer)."""
     layers: list[tf_keras.layers.Layer] = []
     for i, units in enumerate(config.units):
         layers.append(tf_keras.layers.Dense(units, use_bias=not config.batch_norm, name=f"{name}_dense{i}"))
@@ -72,7 +73,8 @@ def make_tower(config: TowerConfig, name: str) -> tf_keras.Sequential:
         layers.append(tf_keras.layers.Activation(config.activation, name=f"{name}_act{i}"))
         if config.dropout:
             layers.append(tf_keras.layers.Dropout(config.dropout, name=f"{name}_dropout{i}"))
-    layers.append(tf_keras.layers.Dense(1, name=f"{name}_logit"))
+    if logit:
+        layers.append(tf_keras.layers.Dense(1, name=f"{name}_logit"))
     return tf_keras.Sequential(layers, name=f"{name}_tower")
 
 

@@ -1,6 +1,9 @@
 """The ReLU-routed mixture of experts (seed 001 eqs. 9–10, 13–14; ReMoE) and the LoRA projection (eqs. 6–7).
 
-Written once so the MMoE / PLE backbones can reuse ``MixtureOfExperts`` with their own router.
+Written once: EASQ's ReLU-routed mixtures, and the experts and softmax gates of the MMoE / PLE backbones
+(:mod:`trainer.model.experts`): ``MixtureOfExperts(gate="softmax")`` routes by softmax(W_gate h), and
+``gate=None`` keeps only the experts (:meth:`MixtureOfExperts.expert_outputs`) for several gates to mix
+with :func:`mix_experts` (MMoE: one gate per task over shared experts; PLE: a task's own + the shared).
 
     R(h) = ReLU(W_gate h)                                   (eq. 10 / 14): no softmax, no top-k
     MoE(h) = Σ_k R(h)_k · FFN_k(h)                          (eq. 9 / 13)
@@ -53,6 +56,48 @@ class ReluRouter(tf_keras.layers.Layer):
                 "l1_init": self.l1_init, "l1_factor": self.l1_factor}
 
 
+class SoftmaxRouter(tf_keras.layers.Layer):
+    """R(h) = softmax(W_gate h) (MMoE's gate, Ma et al. 2018): dense weights summing to 1, no regulariser."""
+
+    def __init__(self, n_experts: int, kernel_initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        if n_experts < 1:
+            raise ValueError("SoftmaxRouter: n_experts >= 1")
+        self.n_experts = n_experts
+        self.gate = tf_keras.layers.Dense(n_experts, kernel_initializer=kernel_initializer, name="w_gate")
+
+    def call(self, h):
+        return tf.nn.softmax(self.gate(h), axis=-1)
+
+    def l1_penalty(self, gates: tf.Tensor) -> tf.Tensor:
+        return tf.constant(0.0, gates.dtype)
+
+    def update_l1_coefficient(self, zero_share: tf.Tensor) -> tf.Tensor:
+        return zero_share
+
+    def get_config(self):
+        return {**super().get_config(), "n_experts": self.n_experts}
+
+
+ROUTERS = {"relu": ReluRouter, "softmax": SoftmaxRouter}
+
+
+def make_router(gate: str, n_experts: int, **kwargs):
+    """The router of ``gate`` ("relu": :class:`ReluRouter`, "softmax": :class:`SoftmaxRouter`)."""
+    if gate not in ROUTERS:
+        raise ValueError(f"unknown gate {gate!r}; known: {', '.join(ROUTERS)}")
+    return ROUTERS[gate](n_experts, **kwargs)
+
+
+def mix_experts(gates: tf.Tensor, experts: tf.Tensor) -> tf.Tensor:
+    """Σ_k w_k · FFN_k(h): gates [batch, K], experts [batch, K, out] -> [batch, out]; rows whose gates are
+    all zero (a ReLU router) take uniform weights 1/K."""
+    n = tf.cast(tf.shape(gates)[-1], gates.dtype)
+    all_zero = tf.equal(tf.reduce_sum(tf.cast(gates > 0.0, gates.dtype), axis=-1), 0.0)
+    weights = tf.where(all_zero[:, None], tf.ones_like(gates) / n, gates)
+    return tf.einsum("bk,bko->bo", weights, experts)
+
+
 class MixtureOfExperts(tf_keras.layers.Layer):
     """Σ_k R(h)_k · FFN_k(h) (eqs. 9 / 13): K feed-forward experts of widths ``units``, mixed by ``router``.
 
@@ -62,13 +107,16 @@ class MixtureOfExperts(tf_keras.layers.Layer):
     sparsity metrics ``zero_gate_share``, ``experts_unused`` (in this batch), ``all_zero_rows``. With
     ``training=True`` it also updates the router's L1 coefficient and the running counters
     ``expert_rows`` (rows routed to each expert) and ``all_zero_rows_total``.
+
+    ``gate`` picks the default router ("relu" or "softmax"); ``gate=None`` builds the experts only
+    (no router, ``call`` unavailable): :meth:`expert_outputs` gives them to gates held elsewhere.
     """
 
-    def __init__(self, n_experts: int, units: Sequence[int], router: Optional[ReluRouter] = None,
-                 activation="relu", output_activation=None, kernel_initializer=None, **kwargs):
+    def __init__(self, n_experts: int, units: Sequence[int], router=None, activation="relu",
+                 output_activation=None, kernel_initializer=None, gate: Optional[str] = "relu", **kwargs):
         super().__init__(**kwargs)
-        self.router = router or ReluRouter(n_experts, name="router")
-        if self.router.n_experts != n_experts:
+        self.router = router or (make_router(gate, n_experts, name="router") if gate else None)
+        if self.router is not None and self.router.n_experts != n_experts:
             raise ValueError(f"router has {self.router.n_experts} experts, the mixture {n_experts}")
         if not units:
             raise ValueError("MixtureOfExperts needs at least one layer width")
@@ -78,7 +126,8 @@ class MixtureOfExperts(tf_keras.layers.Layer):
         self._kernel_initializer = kernel_initializer
 
     def build(self, input_shape):
-        self.router.build(input_shape)
+        if self.router is not None:
+            self.router.build(input_shape)
         width, self.kernels, self.biases = int(input_shape[-1]), [], []
         for n, out in enumerate(self.units):
             init = self._kernel_initializer or _per_expert_glorot(width, out)
@@ -93,19 +142,20 @@ class MixtureOfExperts(tf_keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, h, training=None):
+        if self.router is None:
+            raise ValueError(f"{self.name}: a mixture built with gate=None has no router; use expert_outputs")
         gates = self.router(h)                                              # R(h), eq. 10
         l1 = self.router.l1_penalty(gates)
         active = tf.cast(gates > 0.0, h.dtype)
         all_zero = tf.equal(tf.reduce_sum(active, axis=-1), 0.0)
-        weights = tf.where(all_zero[:, None], tf.fill(tf.shape(gates), 1.0 / self.n_experts), gates)
         zero_share = 1.0 - tf.reduce_mean(active)
         n_all_zero = tf.reduce_sum(tf.cast(all_zero, h.dtype))
         if training:
             self.router.update_l1_coefficient(zero_share)
             self.expert_rows.assign_add(tf.reduce_sum(active, axis=0))
             self.all_zero_rows_total.assign_add(n_all_zero)
-        experts = self._experts(h)                                          # FFN_k(h): [batch, K, out]
-        output = tf.einsum("bk,bko->bo", weights, experts)                  # Σ_k R(h)_k FFN_k(h), eq. 9
+        experts = self.expert_outputs(h)                                    # FFN_k(h): [batch, K, out]
+        output = mix_experts(gates, experts)                                # Σ_k R(h)_k FFN_k(h), eq. 9
         return {"output": output, "gates": gates, "l1": l1, "zero_gate_share": zero_share,
                 "experts_unused": tf.reduce_sum(tf.cast(tf.reduce_sum(active, axis=0) == 0.0, h.dtype)),
                 "all_zero_rows": n_all_zero}
@@ -114,7 +164,10 @@ class MixtureOfExperts(tf_keras.layers.Layer):
         """How many experts no training row was ever routed to."""
         return tf.reduce_sum(tf.cast(tf.equal(self.expert_rows, 0.0), tf.float32))
 
-    def _experts(self, h):
+    def expert_outputs(self, h) -> tf.Tensor:
+        """FFN_k(h) of every expert: [batch, K, units[-1]] (builds the experts on first use)."""
+        if not self.built:
+            self.build(h.shape)
         out = h
         for n, (kernel, bias) in enumerate(zip(self.kernels, self.biases)):
             spec = "bi,kio->bko" if n == 0 else "bki,kio->bko"
