@@ -35,7 +35,7 @@ def test_train_evaluate_export_emit_no_framework_warning(tiny_run, tmp_path, fra
     with caplog.at_level(logging.INFO, logger="trainer"):
         model = workflow.train(config, data, tmp_path / "model")
         workflow.evaluate(config, data, tmp_path / "model", model=model)
-        workflow.evaluate(config, data, tmp_path / "model")  # a reloaded model: a second predict function
+        workflow.evaluate(config, data, tmp_path / "model", overwrite=True)  # a reloaded model: a second predict function
         workflow.export(config, data, tmp_path / "model", tmp_path / "serving", model=model)
     framework = sorted({f"{r.name}: {r.getMessage()}" for r in framework_warnings
                         if r.name.split(".")[0] in FRAMEWORK_LOGGERS})

@@ -38,6 +38,8 @@ class FeatureEmbedding(tf_keras.layers.Layer):
     def fields(self, features) -> dict[str, tf.Tensor]:
         """{field: [batch, d]}: the embedded fields' vectors in declaration order, then the numeric
         features as [batch, 1] (what a backbone reads; :meth:`call` is their concatenation)."""
+        if not self.built:  # called directly by the multi-task model, not through __call__: build as it would
+            self._maybe_build(features)
         out = {f.name: self._lookup(f, features[transformed_name(f.name)]) for f in self._embedded}
         out.update({f.name: tf.reshape(tf.cast(features[transformed_name(f.name)], tf.float32), [-1, 1])
                     for f in self._dense})
