@@ -21,9 +21,9 @@ $(STAMP): setup.py
 run: $(STAMP)
 	$(VENV)/bin/ctrcvr run --config $(CONFIG) --output-dir $(RUN_DIR)
 
-## make test: the whole test suite
+## make test: the whole test suite, on two worker processes (whole files per worker: module fixtures built once)
 test: $(STAMP)
-	$(PY) -m pytest tests -q -p no:cacheprovider
+	$(PY) -m pytest tests -q -p no:cacheprovider -n 2 --dist loadfile
 
 ## make bench: the benchmarks in benchmarks/ (slow; run them alone on the machine)
 bench: $(STAMP)

@@ -36,6 +36,6 @@ setup(
     package_dir={"ctrcvr.configs": "configs"},
     package_data={"ctrcvr.configs": ["*.yaml"]},
     install_requires=REQUIRED,
-    extras_require={"test": ["pytest>=8"]},
+    extras_require={"test": ["pytest>=8", "pytest-xdist>=3.6,<4"]},
     entry_points={"console_scripts": ["ctrcvr=ctrcvr.cli:main"]},
 )

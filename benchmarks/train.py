@@ -1,6 +1,7 @@
 """Training throughput: ESMM and Multi-DR with the seed-003 Ali-CCP architecture, from TFRecord shards.
 
     .venv/bin/python benchmarks/train.py [--rows 300000] [--epochs 3] [--workdir DIR] [--models esmm,multi_dr]
+        [--backbones mlp,dcn,mmoe] [--deepctr DIR]
 
 Architecture (seed 003 §4.5.1): 20 categorical fields × 18-dim embeddings, one table per field;
 towers 512-256-128-32-1; batch 1024; legacy (fused) Adam, lr 2e-4; embedding gradients densified
@@ -41,7 +42,7 @@ from ctrcvr.config import config_from_dict  # noqa: E402
 from trainer.estimators import get_estimator  # noqa: E402
 from trainer.data import input_options, make_dataset  # noqa: E402
 from trainer.model.layers import FeatureEmbedding  # noqa: E402
-from trainer.model.multitask import MultiTaskModel  # noqa: E402
+from trainer.model.multitask import MultiTaskModel, build_backbones  # noqa: E402
 
 CARDINALITIES = [50_000, 50_000, 30_000, 20_000, 10_000, 8_000, 5_000, 3_000, 2_000, 1_000,
                  500, 300, 200, 100, 100, 50, 30, 24, 10, 5]  # + 1 OOV bucket each
@@ -110,10 +111,11 @@ def _int(v) -> tf.train.Feature:
 
 
 def benchmark(name: str, files: list[str], rows: int, epochs: int, in_memory: bool = False,
-              input_threads: Optional[int] = 1, steps_per_execution: int = 1) -> dict:
+              input_threads: Optional[int] = 1, steps_per_execution: int = 1, backbone: str = "mlp") -> dict:
     config = config_from_dict({
         "features": [{"name": f, "kind": "categorical"} for f in FIELDS],
-        "model": {"name": name, "embedding_dim": 18, "tower": {"units": [512, 256, 128, 32]}},
+        "model": {"name": name, "embedding_dim": 18, "tower": {"units": [512, 256, 128, 32]},
+                  "backbone": backbone},
         "train": {"batch_size": 1024, "learning_rate": 2e-4, "dense_embedding_gradients": True,
                   "input_threads": input_threads}})
     spec = {f"{f}_xf": tf.io.FixedLenFeature([], tf.int64) for f in FIELDS}
@@ -125,7 +127,8 @@ def benchmark(name: str, files: list[str], rows: int, epochs: int, in_memory: bo
     sizes = {f: c + 1 for f, c in zip(FIELDS, CARDINALITIES)}
     estimator = get_estimator(name).create(config.model.switch_to(name))
     model = MultiTaskModel(lambda g: FeatureEmbedding(config.features, sizes, 18, name=f"embedding_{g}"),
-                           estimator, config.labels, config.train.dense_embedding_gradients, name=name)
+                           estimator, config.labels, config.train.dense_embedding_gradients,
+                           backbones=build_backbones(estimator, config.features, sizes), name=name)
     model(next(iter(dataset)))
     model.compile(optimizer=tf_keras.optimizers.legacy.Adam(config.train.learning_rate),
                   steps_per_execution=steps_per_execution)
@@ -133,9 +136,9 @@ def benchmark(name: str, files: list[str], rows: int, epochs: int, in_memory: bo
     steps = rows // 1024
     model.fit(dataset.repeat(), epochs=epochs + 1, steps_per_epoch=steps, callbacks=[timer], verbose=0)
     rates = [steps * 1024 / s for s in timer.seconds[1:]]  # epoch 1 traces and fills the shuffle buffer
-    macs = sum(int(np.prod(v.shape)) for t in model.towers.values() for v in t.trainable_variables
-               if "kernel" in v.name)
-    return {"model": name, "examples_per_s": float(np.median(rates)), "epochs_examples_per_s": rates,
+    layers = {id(t): t for t in model.towers.values()}.values()  # a per-group backbone serves several towers
+    macs = sum(int(np.prod(v.shape)) for t in layers for v in t.trainable_variables if "kernel" in v.name)
+    return {"model": name if backbone == "mlp" else f"{name}/{backbone}", "examples_per_s": float(np.median(rates)), "epochs_examples_per_s": rates,
             "train_flop_per_example": 6 * macs, "first_epoch_s": timer.seconds[0]}
 
 
@@ -200,6 +203,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=300_000)
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs (after one warm-up epoch)")
     parser.add_argument("--models", default="esmm,multi_dr")
+    parser.add_argument("--backbones", default="mlp", help="model.backbone values to time each model on, "
+                        "e.g. mlp,dcn,mmoe (default: mlp); FLOP rates count the dense kernels only")
     parser.add_argument("--workdir", help="keep the shards here (default: a temporary directory)")
     parser.add_argument("--input-threads", type=int, default=1,
                         help="train.input_threads (0 = TensorFlow's shared pool); default 1")
@@ -223,17 +228,18 @@ def main() -> None:
               f"{ceilings['in_graph']:.1f} GFLOP/s in one graph (stricter)", flush=True)
         print(f"input pipeline alone: {input_only(files, args.rows):,.0f} examples/s", flush=True)
         results = []
-        for name in args.models.split(","):
+        runs = [(n, b) for n in args.models.split(",") for b in args.backbones.split(",")]
+        for name, backbone in runs:
             for in_memory in (False, True) if args.in_memory else (False,):
                 r = benchmark(name, files, args.rows, args.epochs, in_memory, args.input_threads or None,
-                              args.steps_per_execution)
+                              args.steps_per_execution, backbone)
                 gflops = r["examples_per_s"] * r["train_flop_per_example"] / 1e9
                 r.update(source="memory" if in_memory else "tfrecords", tower_gflop_per_s=gflops,
                          fraction_of_ceiling=gflops / ceiling, ceiling_gflop_per_s=ceiling,
                          fraction_of_in_graph_ceiling=gflops / ceilings["in_graph"],
                          in_graph_ceiling_gflop_per_s=ceilings["in_graph"])
                 results.append(r)
-                print(f"{name:10s} {r['source']:9s} {r['examples_per_s']:>9,.0f} examples/s (epochs: "
+                print(f"{r['model']:10s} {r['source']:9s} {r['examples_per_s']:>9,.0f} examples/s (epochs: "
                       f"{', '.join(f'{x:,.0f}' for x in r['epochs_examples_per_s'])}), {gflops:.1f} GFLOP/s = "
                       f"{100 * r['fraction_of_ceiling']:.1f} % of the ceiling "
                       f"({100 * r['fraction_of_in_graph_ceiling']:.1f} % of the in-graph one)", flush=True)

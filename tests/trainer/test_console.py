@@ -44,3 +44,17 @@ def test_train_evaluate_export_emit_no_framework_warning(tiny_run, tmp_path, fra
     assert len(epochs) == 2 and all("examples/s" in line and "val " in line for line in epochs)
     assert "ETA" in epochs[0], "known epochs: the run's time left"
     assert any((tmp_path / "model" / "tensorboard" / "validation").iterdir())
+
+
+def test_only_keras_step_functions_traced_once_per_model_are_silenced():
+    from trainer.model.keras_fit import CrossModelTracingFilter
+
+    def record(message):
+        return logging.LogRecord("tensorflow", logging.WARNING, __file__, 1, message, None, None)
+
+    keep = CrossModelTracingFilter().filter
+    assert not keep(record("6 out of the last 198 calls to <function Model.make_train_function.<locals>."
+                           "train_function at 0x1> triggered tf.function retracing. Tracing is expensive"))
+    assert keep(record("5 out of the last 17 calls to <bound method MultiTaskModel.predict_named of <x>> "
+                       "triggered tf.function retracing. Tracing is expensive"))
+    assert keep(record("Model's `__init__()` arguments contain non-serializable objects."))

@@ -23,7 +23,29 @@ from trainer.progress import Progress, ProgressCallback
 log = logging.getLogger("trainer")
 
 
+class CrossModelTracingFilter(logging.Filter):
+    """Drops TensorFlow's "N out of the last M calls to <function Model.make_train_function...> triggered
+    tf.function retracing" for Keras' own step functions, and only those.
+
+    TensorFlow counts traces per Python function across every instance: Keras builds each model's train
+    and test step from the same code, so a process that fits several models (``compare``, ``run``'s
+    side-by-side models) traces each step once per model and crosses the warning's threshold although no
+    model ever retraces. A real retrace of our own functions (e.g. ``predict_named``) is still reported.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not ("triggered tf.function retracing" in message and "Model.make_" in message)
+
+
+def _quiet_cross_model_tracing() -> None:
+    tf_logger = logging.getLogger("tensorflow")
+    if not any(isinstance(f, CrossModelTracingFilter) for f in tf_logger.filters):
+        tf_logger.addFilter(CrossModelTracingFilter())
+
+
 def keras_fit(model, data: TrainingData, model_dir: Path) -> None:
+    _quiet_cross_model_tracing()
     from trainer.distribute import fit_inputs
     cfg = data.spec.train
     check_monitor(model, cfg)
