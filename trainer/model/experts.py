@@ -21,14 +21,12 @@ def _experts(n: int, units, activation: str, name: str) -> MixtureOfExperts:
     return MixtureOfExperts(n, units, activation=activation, output_activation=activation, gate=None, name=name)
 
 
-class MmoeBackbone(tf_keras.layers.Layer):
-    def __init__(self, context, **kwargs):
-        super().__init__(name=f"{context.name}_mmoe", **kwargs)
-        config, tower = context.model.mmoe, context.model.tower
-        self.tower_names, self.gate_kind = tuple(context.towers), config.gate
-        self.experts = _experts(config.experts, config.expert_units, tower.activation, f"{context.name}_experts")
-        self.gates = {t: make_router(config.gate, config.experts, name=f"{t}_gate") for t in self.tower_names}
-        self.heads = {t: make_tower(tower, t) for t in self.tower_names}
+class _ExpertsBackbone(tf_keras.layers.Layer):
+    """What MMoE and PLE share: the group's fields concatenated into h, one mixture of experts per tower
+    (:meth:`mixtures`, the part that differs), each tower's own MLP head on its mixture."""
+
+    def _make_heads(self, context) -> None:
+        self.heads = {t: make_tower(context.model.tower, t) for t in self.tower_names}
 
     @classmethod
     def field_dims(cls, context) -> dict[str, int]:
@@ -36,8 +34,25 @@ class MmoeBackbone(tf_keras.layers.Layer):
 
     def call(self, fields, features=None, training=False):
         h = tf.concat(list(fields.values()), axis=-1)
+        mixed = self.mixtures(h, training)
+        return {t: tf.squeeze(self.heads[t](mixed[t], training=training), axis=-1) for t in self.tower_names}
+
+    def mixtures(self, h, training) -> dict:
+        raise NotImplementedError
+
+
+class MmoeBackbone(_ExpertsBackbone):
+    def __init__(self, context, **kwargs):
+        super().__init__(name=f"{context.name}_mmoe", **kwargs)
+        config, tower = context.model.mmoe, context.model.tower
+        self.tower_names, self.gate_kind = tuple(context.towers), config.gate
+        self.experts = _experts(config.experts, config.expert_units, tower.activation, f"{context.name}_experts")
+        self.gates = {t: make_router(config.gate, config.experts, name=f"{t}_gate") for t in self.tower_names}
+        self._make_heads(context)
+
+    def mixtures(self, h, training) -> dict:
         experts = self.experts.expert_outputs(h)
-        out = {}
+        mixed = {}
         for t in self.tower_names:
             router = self.gates[t]
             gates = router(h)
@@ -45,11 +60,11 @@ class MmoeBackbone(tf_keras.layers.Layer):
                 self.add_loss(router.l1_penalty(gates))
                 if training:
                     router.update_l1_coefficient(1.0 - tf.reduce_mean(tf.cast(gates > 0.0, h.dtype)))
-            out[t] = tf.squeeze(self.heads[t](mix_experts(gates, experts), training=training), axis=-1)
-        return out
+            mixed[t] = mix_experts(gates, experts)
+        return mixed
 
 
-class PleBackbone(tf_keras.layers.Layer):
+class PleBackbone(_ExpertsBackbone):
     def __init__(self, context, **kwargs):
         super().__init__(name=f"{context.name}_ple", **kwargs)
         config, tower = context.model.ple, context.model.tower
@@ -59,18 +74,9 @@ class PleBackbone(tf_keras.layers.Layer):
         self.own = {t: _experts(config.task_experts, units, act, f"{t}_experts") for t in self.tower_names}
         self.gates = {t: SoftmaxRouter(config.task_experts + config.shared_experts, name=f"{t}_gate")
                       for t in self.tower_names}
-        self.heads = {t: make_tower(tower, t) for t in self.tower_names}
+        self._make_heads(context)
 
-    @classmethod
-    def field_dims(cls, context) -> dict[str, int]:
-        return {}
-
-    def call(self, fields, features=None, training=False):
-        h = tf.concat(list(fields.values()), axis=-1)
+    def mixtures(self, h, training) -> dict:
         shared = self.shared.expert_outputs(h)
-        out = {}
-        for t in self.tower_names:
-            experts = tf.concat([self.own[t].expert_outputs(h), shared], axis=1)     # [batch, own + shared, out]
-            mixed = mix_experts(self.gates[t](h), experts)
-            out[t] = tf.squeeze(self.heads[t](mixed, training=training), axis=-1)
-        return out
+        return {t: mix_experts(self.gates[t](h), tf.concat([self.own[t].expert_outputs(h), shared], axis=1))
+                for t in self.tower_names}                                       # [batch, own + shared, out]
