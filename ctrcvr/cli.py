@@ -29,6 +29,7 @@ import json
 import logging
 import sys
 import traceback
+from pathlib import Path
 
 import yaml
 
@@ -51,6 +52,7 @@ def main(argv=None) -> int:
     _setup_logging(args.log_level, args.command)
     try:
         config = load_config(args.config, args.set) if args.needs_config else None
+        check_data_dir(getattr(args, "data_dir", None))
         return args.handler(args, config) or 0
     except KeyboardInterrupt:
         print(f"ctrcvr {args.command}: interrupted", file=sys.stderr)
@@ -214,6 +216,24 @@ def _input(cmd):
                                      "surveys/ when labels.task is survey; or simulated_ratings)")
 
 
+def check_data_dir(value) -> None:
+    """``--data-dir``: a finished preprocess output (``transform_fn/``, ``transformed_metadata/``, ``_SUCCESS``),
+    checked after the config, before anything is written; a run's output dir gets a hint to its ``data/transformed``."""
+    if value is None:
+        return
+    path = Path(value)
+    if all((path / part).exists() for part in ("transform_fn", "transformed_metadata", "_SUCCESS")):
+        return
+    if not path.exists():
+        reason = "does not exist"
+    elif (path / "transform_fn").exists():
+        reason = "is an unfinished preprocess output (no _SUCCESS)"
+    else:
+        reason = "is not a preprocess output (no transform_fn/ and transformed_metadata/)"
+    hints = [c for c in (path / "transformed", path / "data" / "transformed") if (c / "_SUCCESS").exists()]
+    raise UserError(f"{value} {reason}" + (f"; did you mean {hints[0]}?" if hints else ""), key="--data-dir")
+
+
 def _data_dir(cmd):
     cmd.add_argument("--data-dir", required=True, help="the preprocess output directory")
 
@@ -292,7 +312,8 @@ def _print_outputs(files: dict) -> None:
 
 
 def _reuse_data_dir(cmd):
-    cmd.add_argument("--data-dir", help="reuse this preprocess output instead of simulating and preprocessing")
+    cmd.add_argument("--data-dir",
+                     help="reuse this preprocess output instead of simulating and preprocessing")
 
 
 def _simulate(args, config):

@@ -16,6 +16,9 @@ Outputs under the output directory:
     summary.md, summary.csv    mean ± std per model and metric
     compare.png                the headline metrics per model, mean ± std
     sweep_<model>_<knob>.png, sweeps.md                         when sweeps are configured
+    tuning/<run>/<point>/seed<k>/, tuning.csv, tuned.md         with ``compare.tune``: every entry is
+                               first tuned (``tune.space`` + its ``space``, scored by ``tune.metric`` on
+                               the validation split), then its seeds run at the chosen point
 """
 from __future__ import annotations
 
@@ -27,12 +30,13 @@ from typing import Optional
 import pandas as pd
 
 from ctrcvr import tables, workflow
+from ctrcvr import tune as tuning
 from ctrcvr.plots import plot_summary, plot_sweep
-from ctrcvr.config import Config, ConfigError, SweepConfig, config_from_dict, dump_config, set_dotted
+from ctrcvr.config import Config, ConfigError, SweepConfig, dump_config
 from ctrcvr.output_dir import prepare_output_dir
+from ctrcvr.variants import variant
 
 log = logging.getLogger(__name__)
-VARIANT_SECTIONS = ("model.", "train.", "eval.")  # what a variant may set: the data are shared
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,16 +54,20 @@ def compare(config: Config, out_dir, overwrite: bool = False, data_dir=None) -> 
     """Plans and validates every run, prepares the data once (unless ``data_dir`` reuses a preprocess
     output), trains and evaluates every run, writes the tables and plots."""
     runs = plan_runs(config)
+    tuning = plan_tuning(config) if config.compare.tune else []
     out = prepare_output_dir(out_dir, overwrite, inputs=[data_dir, *workflow.input_files(config)])
     dump_config(config, out / workflow.RESOLVED_CONFIG)
     if data_dir is None:
         data_dir = workflow.prepare_data(config, out / "data")
+    if tuning:
+        runs = plan_runs(config, tune_entries(config, tuning, data_dir, out))
     rows = train_runs(runs, data_dir, out)
     return write_outputs(pd.DataFrame(rows), config, out)
 
 
-def plan_runs(config: Config) -> list[Run]:
-    """Every (model or variant, seed) of ``compare.models``, then the sweep points; all validated."""
+def plan_runs(config: Config, chosen: Optional[dict[int, dict]] = None) -> list[Run]:
+    """Every (model or variant, seed) of ``compare.models`` (at its tuned point in ``chosen``, by entry
+    index), then the sweep points; all validated."""
     c = config.compare
     if not c.models and not c.sweeps:
         raise ConfigError("compare.models is empty: name the estimators (or variants) to compare")
@@ -67,12 +75,13 @@ def plan_runs(config: Config) -> list[Run]:
     for i, entry in enumerate(c.models):
         source = f"compare.models[{i}] ({entry.name!r})"
         _estimator(entry.model, source)
-        runs += [Run(entry.name, _variant(config, k, entry.model, entry.set, source), k) for k in range(c.seeds)]
+        overrides = {**entry.set, **(chosen or {}).get(i, {})}
+        runs += [Run(entry.name, variant(config, k, entry.model, overrides, source), k) for k in range(c.seeds)]
     for i, sweep in enumerate(c.sweeps):
         source = f"compare.sweeps[{i}] ({sweep.model} {sweep.knob})"
         knob = _knob(sweep, source)
         for value in sweep.values:
-            runs += [Run(f"{sweep.model} {sweep.knob}={value:g}", _variant(
+            runs += [Run(f"{sweep.model} {sweep.knob}={value:g}", variant(
                 config, k, sweep.model, knob.overrides(value), source), k, sweep_name(sweep), value)
                 for k in range(sweep.seeds or c.seeds)]
     return runs
@@ -100,18 +109,46 @@ def _knob(sweep: SweepConfig, source: str):
     return knobs[sweep.knob]
 
 
-def _variant(config: Config, seed_index: int, name: str, overrides: dict, source: str) -> Config:
-    """The config of one run: ``name``, seed + ``seed_index``, the dotted ``overrides`` (under
-    ``VARIANT_SECTIONS``), revalidated so that an unknown key or a bad value fails before any training."""
-    raw = config.model_dump(mode="json")
-    raw["seed"] = config.seed + seed_index
-    raw["model"] = config.model.switch_to(name).model_dump(mode="json")  # the keys ``name`` reads
-    for dotted, value in overrides.items():
-        if not dotted.startswith(VARIANT_SECTIONS) or dotted == "model.name":
-            raise ConfigError(f"{source}: cannot set {dotted!r}: a variant sets keys under "
-                              f"{', '.join(VARIANT_SECTIONS)} (every run shares the data; the estimator is 'model')")
-        set_dotted(raw, dotted, value, source)
-    return config_from_dict(raw, source=source)
+def plan_tuning(config: Config) -> list[tuple[int, int, dict, Config]]:
+    """(entry index, point index, point, config) of every tuning trial of every ``compare.models`` entry:
+    ``tune.space`` + the entry's ``space`` on top of its ``set``; all validated before anything runs."""
+    trials = []
+    for i, entry in enumerate(config.compare.models):
+        source = f"compare.models[{i}] ({entry.name!r}) tuning"
+        for j, point, trial in tuning.plan_trials(config, entry.model, entry.set, entry.space, source):
+            trials.append((i, j, point, trial))
+    return trials
+
+
+def tune_entries(config: Config, trials: list, data_dir, out: Path) -> dict[int, dict]:
+    """Trains every tuning trial (``tuning/<entry>/<point>/seed<k>``), picks each entry's best point on
+    ``tune.metric``; writes ``tuning.csv`` (every trial) and ``tuned.md`` (every entry's points, the chosen
+    marked). Returns {entry index: chosen point}."""
+    rows: dict[int, list[dict]] = {}
+    flat: list[dict] = []
+
+    def record(n: int, metrics: dict, seconds: float) -> None:
+        i, j, point, trial = trials[n]
+        row = tuning.trial_row(config, j, point, trial, metrics, seconds)
+        rows.setdefault(i, []).append(row)
+        flat.append({"run": config.compare.models[i].name, **row})
+        pd.DataFrame(flat).to_csv(out / "tuning.csv", index=False)
+
+    entries = config.compare.models
+    jobs = [(f"tuning {entries[i].name} point {j + 1} {point} seed {trial.seed}", trial,
+             out / "tuning" / _slug(entries[i].name) / str(j) / f"seed{trial.seed}") for i, j, point, trial in trials]
+    workflow.train_many(jobs, data_dir, on_done=record)
+    chosen, sections = {}, []
+    for i, entry in enumerate(entries):
+        keys = list({**config.tune.space, **entry.space})
+        best, scores = tuning.score_points(config, rows[i], keys)
+        chosen[i] = next(point for k, j, point, _ in trials if k == i and j == best)
+        scores.insert(0, "chosen", ["←" if j == best else "" for j in scores.index])
+        sections.append(f"## {entry.name}: chosen {chosen[i]}\n\n{tables.markdown(scores)}")
+        log.info("compare: %s tuned on %s: %s", entry.name, config.tune.metric, chosen[i])
+    (out / "tuned.md").write_text(f"# ctrcvr compare: each entry tuned on {config.tune.metric} "
+                                  f"(mean over {config.tune.seeds} seed(s) per point)\n\n" + "\n\n".join(sections) + "\n")
+    return chosen
 
 
 def train_runs(runs: list[Run], data_dir, out: Path) -> list[dict]:
@@ -146,6 +183,8 @@ def write_outputs(runs: pd.DataFrame, config: Config, out: Path) -> dict:
     metrics = config.compare.metrics
     main = runs[runs["sweep"].isna()] if "sweep" in runs else runs
     files = {"runs": out / "runs.csv"}
+    if config.compare.tune:
+        files.update(tuning=out / "tuning.csv", tuned_md=out / "tuned.md")
     table = ""
     shown = [m for m in metrics if m in runs][:4]
     if len(main):

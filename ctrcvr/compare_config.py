@@ -18,6 +18,9 @@ class CompareVariant(Section):
     label: Optional[str] = Field(None, description="its name in tables (default: the model name)")
     model: str
     set: dict[str, Any] = {}
+    space: dict[str, list[Any]] = Field(
+        {}, description="with compare.tune: keys searched for this entry besides tune.space, e.g. "
+                        "{model.bmse.weight: [0.005, 0.05, 0.5]}")
 
     @property
     def name(self) -> str:
@@ -50,6 +53,9 @@ class CompareConfig(Section):
         ["cvr_auc_entire_space", "ctcvr_auc", "cvr_bias", "cvr_mae_vs_truth", "cvr_auc_clicked", "ctr_auc",
          "cvr_calibration_error"], description="table columns, in order; the first four are plotted")
     sweeps: list[SweepConfig] = Field([], description="knob sweeps, each plotted against its values")
+    tune: bool = Field(False, description="tune every entry first: the tune.space grid (+ the entry's own "
+                       "space) scored by tune.metric on the validation split, tune.seeds seeds per point; "
+                       "then its compare.seeds runs at the chosen point (seed 002: every method tuned)")
 
     @model_validator(mode="before")
     @classmethod
@@ -66,7 +72,7 @@ class CompareConfig(Section):
 
     @field_serializer("models")
     def _plain_names(self, models: list[CompareVariant]):
-        return [m.model if m.label is None and not m.set else m.model_dump() for m in models]
+        return [m.model if m.label is None and not m.set and not m.space else m.model_dump() for m in models]
 
     @model_validator(mode="after")
     def _unique_labels(self):

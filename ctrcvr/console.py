@@ -22,6 +22,7 @@ IMPORT_NOISE = (
     "failed call to cuInit",  # no GPU: logged once, when the devices are first listed
     "This TensorFlow binary is optimized to use available CPU instructions",
     "To enable the following instructions",
+    "oneDNN custom operations are on",  # where oneDNN is used (x86 CPUs with AVX-512 / AMX): logged at import
 )
 
 

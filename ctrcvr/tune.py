@@ -6,7 +6,7 @@
     the best point: its config written out (chosen.yaml), its first seed's model evaluated once on the test split
 
 The loop is :func:`ctrcvr.workflow.train_many` (the one behind ``run`` and ``compare``); a point is a
-``compare`` variant (:func:`ctrcvr.compare._variant`), validated before anything is trained.
+``compare`` variant (:func:`ctrcvr.variants.variant`), validated before anything is trained.
 No search library: optuna / keras-tuner are not in the pinned stack, and grid and random draws over
 a handful of keys are a few lines; the model selection inside a trial is ``train.select``.
 
@@ -23,38 +23,67 @@ import itertools
 import json
 import logging
 import random
+from typing import Optional
 
 import pandas as pd
 
 from ctrcvr import tables, workflow
-from ctrcvr.compare import _variant
+from ctrcvr.variants import variant
 from ctrcvr.config import Config, ConfigError, dump_config
 from ctrcvr.output_dir import prepare_output_dir
 
 log = logging.getLogger("ctrcvr")
 
 
-def plan_points(config: Config) -> list[dict]:
-    """The search points: dicts {dotted key: value}, in the order they are tried."""
+def plan_points(config: Config, extra_space: Optional[dict] = None) -> list[dict]:
+    """The search points: dicts {dotted key: value}, in the order they are tried (``extra_space``: keys
+    searched besides ``tune.space``, a compare entry's own)."""
     t = config.tune
-    if not t.space:
+    space = {**t.space, **(extra_space or {})}
+    if not space:
         raise ConfigError("tune.space is empty: name the config keys to search and their values")
-    keys = list(t.space)
-    grid = [dict(zip(keys, values)) for values in itertools.product(*(t.space[k] for k in keys))]
+    keys = list(space)
+    grid = [dict(zip(keys, values)) for values in itertools.product(*(space[k] for k in keys))]
     if t.method == "random":
         rng = random.Random(config.seed)
-        return [{k: rng.choice(t.space[k]) for k in keys} for _ in range(t.trials or len(grid))]
+        return [{k: rng.choice(space[k]) for k in keys} for _ in range(t.trials or len(grid))]
     return grid[:t.trials] if t.trials else grid
 
 
-def plan_trials(config: Config) -> list[tuple[int, dict, Config]]:
-    """(point index, point, config) for every point × seed, each validated (eval.test off)."""
+def plan_trials(config: Config, model: Optional[str] = None, fixed: Optional[dict] = None,
+                extra_space: Optional[dict] = None, source: str = "tune") -> list[tuple[int, dict, Config]]:
+    """(point index, point, config) for every point × seed, each validated (eval.test off): ``model``
+    (default ``model.name``) with the ``fixed`` overrides and the point's keys."""
     trials = []
-    for i, point in enumerate(plan_points(config)):
+    for i, point in enumerate(plan_points(config, extra_space)):
         for k in range(config.tune.seeds):
-            trials.append((i, point, _variant(config, k, config.model.name, {**point, "eval.test": False},
-                                              f"tune point {i} {point}")))
+            trials.append((i, point, variant(config, k, model or config.model.name,
+                                              {**(fixed or {}), **point, "eval.test": False},
+                                              f"{source} point {i} {point}")))
     return trials
+
+
+def score_points(config: Config, rows: list[dict], keys: list[str]) -> tuple[int, pd.DataFrame]:
+    """(best point, per-point table of ``tune.metric`` mean / std / seeds) from the trials' rows."""
+    metric = config.tune.metric
+    frame = pd.DataFrame(rows)
+    scores = frame.groupby("point", sort=True).agg({**{k: "first" for k in keys}, metric: ["mean", "std", "size"]})
+    scores.columns = keys + [f"{metric}_mean", f"{metric}_std", "seeds"]
+    if scores[f"{metric}_mean"].isna().all():
+        raise ValueError(f"tune.metric={metric!r} is undefined (NaN) for every point: the validation slice has "
+                         "one class only; raise eval.validation_fraction or select on another metric")
+    mean = scores[f"{metric}_mean"]
+    best = int(mean.idxmax() if config.tune.higher_is_better else mean.idxmin())
+    return best, scores
+
+
+def trial_row(config: Config, point_index: int, point: dict, trial: Config, metrics: dict, seconds: float) -> dict:
+    """One trials.csv row; the trial's metrics must hold ``tune.metric``."""
+    metric = config.tune.metric
+    if metric not in metrics:
+        raise ConfigError(f"tune.metric={metric!r} is not among the trial's metrics: {', '.join(metrics)}")
+    return {"point": point_index, **point, "seed": trial.seed, metric: metrics[metric],
+            "train_seconds": round(seconds, 1), **{k: v for k, v in metrics.items() if k != metric}}
 
 
 def tune(config: Config, out_dir, overwrite: bool = False, data_dir=None) -> dict:
@@ -67,10 +96,7 @@ def tune(config: Config, out_dir, overwrite: bool = False, data_dir=None) -> dic
 
     def record(j: int, metrics: dict, seconds: float) -> None:
         i, point, cfg = trials[j]
-        if metric not in metrics:
-            raise ConfigError(f"tune.metric={metric!r} is not among the trial's metrics: {', '.join(metrics)}")
-        rows.append({"point": i, **point, "seed": cfg.seed, metric: metrics[metric], "train_seconds": round(seconds, 1),
-                     **{k: v for k, v in metrics.items() if k != metric}})
+        rows.append(trial_row(config, i, point, cfg, metrics, seconds))
         pd.DataFrame(rows).to_csv(out / "trials.csv", index=False)
         log.info("tune: point %d/%d %s seed %d: %s = %.4f", i + 1, trials[-1][0] + 1, point, cfg.seed, metric,
                  metrics[metric])
@@ -78,14 +104,7 @@ def tune(config: Config, out_dir, overwrite: bool = False, data_dir=None) -> dic
     jobs = [(f"tune point {i + 1} {point} seed {cfg.seed}", cfg, out / "trials" / str(i) / f"seed{cfg.seed}")
             for i, point, cfg in trials]
     workflow.train_many(jobs, data_dir, on_done=record)
-    frame = pd.DataFrame(rows)
-    keys = list(config.tune.space)
-    scores = frame.groupby("point", sort=True).agg({**{k: "first" for k in keys}, metric: ["mean", "std", "size"]})
-    scores.columns = keys + [f"{metric}_mean", f"{metric}_std", "seeds"]
-    if scores[f"{metric}_mean"].isna().all():
-        raise ValueError(f"tune.metric={metric!r} is undefined (NaN) for every point: the validation slice has "
-                         "one class only; raise eval.validation_fraction or select on another metric")
-    best = int(scores[f"{metric}_mean"].idxmax() if config.tune.higher_is_better else scores[f"{metric}_mean"].idxmin())
+    best, scores = score_points(config, rows, list(config.tune.space))
     _, point, trial = next(t for t in trials if t[0] == best)
     chosen = trial.model_copy(update={"eval": trial.eval.model_copy(update={"test": True}), "seed": config.seed})
     dump_config(chosen, out / "chosen.yaml")

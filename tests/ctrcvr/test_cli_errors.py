@@ -60,20 +60,45 @@ def test_debug_and_log_level_debug_add_the_traceback(capsys, tmp_path):
     (ValueError("data.train_files is empty"), "data.train_files is empty (--debug shows where)"),
     (KeyError("model.name: unknown estimator 'x'"), "model.name: unknown estimator 'x' (--debug shows where)"),
 ], ids=lambda v: type(v).__name__ if isinstance(v, BaseException) else None)
-def test_every_user_fixable_error_is_one_line_with_exit_2(capsys, monkeypatch, error, shown):
+def test_every_user_fixable_error_is_one_line_with_exit_2(capsys, monkeypatch, tmp_path, error, shown):
     def fail(_args, _config):
         raise error
     monkeypatch.setattr(cli, "_train", fail)
-    code, err = _main(capsys, "train", "--data-dir", "d", "--model-dir", "m")
+    code, err = _main(capsys, "train", "--data-dir", _preprocess_output(tmp_path), "--model-dir", "m")
     assert code == 2 and _error_line(err, "train") == f"ctrcvr train: error: {shown}"
 
 
-def test_an_unexpected_error_keeps_its_traceback(capsys, monkeypatch):
+def test_an_unexpected_error_keeps_its_traceback(capsys, monkeypatch, tmp_path):
     def fail(_args, _config):
         raise RuntimeError("a bug")
     monkeypatch.setattr(cli, "_train", fail)
     with pytest.raises(RuntimeError, match="a bug"):
-        cli.main(["train", "--data-dir", "d", "--model-dir", "m"])
+        cli.main(["train", "--data-dir", _preprocess_output(tmp_path), "--model-dir", "m"])
+
+
+def _preprocess_output(root) -> str:
+    """A directory with what marks a finished preprocess output (what ``--data-dir`` is checked for)."""
+    out = root / "data" / "transformed"
+    for part in ("transform_fn", "transformed_metadata"):
+        (out / part).mkdir(parents=True)
+    (out / "_SUCCESS").write_text("")
+    return str(out)
+
+
+def test_a_data_dir_that_is_no_preprocess_output_is_one_line_before_anything_is_written(capsys, tmp_path):
+    real = _preprocess_output(tmp_path)
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "transform_fn").mkdir()
+    for given, expected in [(tmp_path / "nope", "does not exist"),
+                            (tmp_path, f"is not a preprocess output (no transform_fn/ and transformed_metadata/); "
+                                       f"did you mean {real}?"),
+                            (tmp_path / "half", "is an unfinished preprocess output (no _SUCCESS)")]:
+        code, err = _main(capsys, "compare", "--config", "ratings_mf", "--output-dir", str(tmp_path / "out"),
+                          "--data-dir", str(given))
+        assert code == 2 and _error_line(err, "compare") == f"ctrcvr compare: error: --data-dir: {given} {expected}"
+        code, err = _main(capsys, "train", "--data-dir", str(given), "--model-dir", str(tmp_path / "m"))
+        assert code == 2 and expected in _error_line(err, "train")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "m").exists()
 
 
 def test_serve_on_a_port_in_use_names_host_and_port_before_loading_models(capsys, tmp_path):

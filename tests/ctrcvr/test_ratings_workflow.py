@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
+import yaml
 
 from ctrcvr import workflow
 from ctrcvr.config import load_config
@@ -186,3 +187,33 @@ def test_compare_runs_variants_and_cvr_estimators_on_the_ratings(ratings_run, tm
     table = write_outputs(runs, config, tmp_path)["table"].splitlines()
     assert table[0].startswith("| model | seeds | mar_auc | mar_ndcg@5 |")
     assert [line.split(" | ")[0] for line in table[2:]] == ["| MF", "| C-IPS K=1", "| esmm", "| ips_v2"]
+
+
+def test_compare_tunes_each_entry_on_the_validation_split_then_trains_its_seeds_at_the_chosen_point(
+        ratings_run, tmp_path):
+    """compare.tune (seed 002's protocol): every entry is tuned over tune.space + its own space with the test
+    split off, the best validation_auc point is chosen per entry, and the entry's runs use that point."""
+    from ctrcvr.compare import compare
+    config = load_config(REPO / "configs" / "ratings_mf.yaml", TINY_RATINGS[:6] + [
+        "train.epochs=2", "compare.seeds=1", "eval.validation_fraction=0.3", "model.mf.embedding_dim=4",
+        "tune.space={model.mf.weight_decay: [0.0, 0.3]}", "compare.metrics=[mar_auc, validation_auc]",
+        "compare.models=[base, {model: ips_v2, space: {model.bmse.weight: [0.005, 2.0]}}]"])
+    out = tmp_path / "tuned"
+    result = compare(config, out, data_dir=ratings_run["data"])
+    tuning = pd.read_csv(out / "tuning.csv")
+    assert tuning.groupby("run").size().to_dict() == {"base": 2, "ips_v2": 4}
+    assert "mar_auc" not in tuning or tuning["mar_auc"].isna().all()  # trials never see the test split
+    for label, keys in [("base", ["model.mf.weight_decay"]),
+                        ("ips_v2", ["model.mf.weight_decay", "model.bmse.weight"])]:
+        trials = tuning[tuning["run"] == label]
+        best = trials.loc[trials["validation_auc"].idxmax()]
+        used = yaml.safe_load((out / "models" / label / "seed0" / "config.resolved.yaml").read_text())
+        for key in keys:
+            section, *path = key.split(".")
+            value = used[section]
+            for part in path:
+                value = value[part]
+            assert value == pytest.approx(best[key]), (label, key)
+        assert f"## {label}: chosen" in (out / "tuned.md").read_text()
+    runs = pd.read_csv(out / "runs.csv")
+    assert runs["mar_auc"].notna().all() and set(result["files"]) >= {"tuning", "tuned_md", "summary_md"}

@@ -77,6 +77,10 @@ class MultiTaskEstimator(Estimator):
     updates: ClassVar[tuple[Update, ...]] = (Update(),)
 
     def embedding_group(self, tower: str) -> str:
+        """The tower's embedding group: the estimator's declaration, or the tower's own with
+        ``model.separate_embeddings``."""
+        if getattr(self.params, "separate_embeddings", False):
+            return tower
         return self.embeddings.get(tower, SHARED)
 
     def fields(self) -> tuple[str, ...]:

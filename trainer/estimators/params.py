@@ -121,7 +121,8 @@ class CIpsConfig(Section):
 
 
 class MfConfig(Section):
-    """The ``mf`` backbone (:mod:`trainer.model.mf`): logit = ⟨p_u, q_i⟩ + b_u + b_i + b.
+    """The ``mf`` backbone (:mod:`trainer.model.mf`): logit = ⟨p_u, q_i⟩ + b_u + b_i + b
+    (``head: gmf``: w_t·(p_u ⊙ q_i) + b_u + b_i + b).
 
     p_u, q_i are the vectors of ``user_feature`` / ``item_feature`` in the tower's embedding group,
     sized ``embedding_dim`` (its own size, not ``model.embedding_dim``); b_u, b_i, b belong to the tower.
@@ -133,6 +134,10 @@ class MfConfig(Section):
     user_feature: Optional[str] = Field(None, description="the user feature; null: the ratings' user column")
     item_feature: Optional[str] = Field(None, description="the item feature; null: the ratings' item column")
     biases: bool = Field(True, description="add b_u + b_i + b")
+    head: Literal["auto", "dot", "gmf"] = Field(
+        "auto", description="dot: ⟨p_u, q_i⟩; gmf: w_t·(p_u ⊙ q_i) with a learned w_t per tower (NCF's GMF, "
+                            "w_t = 1 at the start); auto: gmf for towers that share p, q with another tower "
+                            "(Multi-IPW, ESMM, IPS-V2, ...), dot otherwise")
 
 
 class DcnConfig(Section):
@@ -233,6 +238,10 @@ class Towers(Section):
                           "mmoe or ple (docs/backbones.md)")
     tower_backbones: dict[str, str] = Field(
         {}, description="per-tower override of backbone, e.g. {ctr: mlp} (the propensity tower an MLP)")
+    separate_embeddings: bool = Field(
+        False, description="every tower its own embedding tables, overriding the estimator's sharing (e.g. "
+                           "IPS-V2 / DR-V2 as seed 002's reference code trains them: separate propensity and "
+                           "prediction models co-trained by one loss)")
     mf: MfConfig = MfConfig()
     dcn: DcnConfig = DcnConfig()
     dlrm: DlrmConfig = DlrmConfig()

@@ -26,7 +26,8 @@ and :class:`trainer.model.layers.MlpBackbone`)::
     layer.losses  regularisers (add_loss) join every update's loss
 
 ``BackboneContext`` carries the tower (or group) name, the towers it serves, the ``model`` section,
-the feature declarations, the table sizes and the ratings' (user, item) columns. A backbone that
+the feature declarations, the table sizes, the ratings' (user, item) columns and the other towers that
+read the same embedding group. A backbone that
 feature-crosses (DCN, DLRM's dot interaction) is per="tower" and reads ``fields``; one with experts
 shared by the towers of a group (MMoE, PLE) is per="group" and returns one logit per tower: add its
 line to ``BACKBONES`` and, if it has knobs, a small section to :class:`trainer.estimators.params.Towers`.
@@ -59,6 +60,7 @@ class BackboneContext:
     features: tuple                     # transforms.schema.FeatureConfig of every feature
     cardinalities: dict[str, int]       # table size of every embedded feature
     pair_features: Optional[tuple[str, str]] = None   # the ratings' (user, item) columns
+    shares_with: tuple[str, ...] = ()   # other towers reading the same embedding group
 
 
 BACKBONES: dict[str, BackboneSpec] = {s.name: s for s in (

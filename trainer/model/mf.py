@@ -2,7 +2,14 @@
 of the own-loop ratings estimators (c_ips, rel_mf).
 
     logit(u, i) = ⟨p_u, q_i⟩ + b_u + b_i + b                       (Koren et al. 2009; seed 002's base model)
+                  w_t·(p_u ⊙ q_i) + b_u + b_i + b    head "gmf"  (He et al. 2017's GMF; w_t = 1 at the start)
     penalty     = weight_decay · 1/|B| Σ_B (‖p_u‖² + ‖q_i‖²)        L2 on the batch's vectors
+
+Why a head: towers that share p, q (Multi-IPW's CTR and CVR towers, seed 003's shared Φ; seed 002's
+co-training, "a representation ϕ followed by a prediction head h") would, with plain dot products, score
+every pair with one ⟨p_u, q_i⟩ and differ only in their biases: the CVR tower would rank a user's items
+as the propensity does. The learned per-tower weights w_t let each task read its own directions of the
+shared space (``model.mf.head: auto`` picks gmf exactly for such towers).
 
 :class:`MfScore` holds b_u, b_i, b and computes the logit from given p_u, q_i (c_ips gives p_u = φ(x_u));
 :class:`MfBackbone` reads p_u, q_i from the tower's embedding group (tables of ``model.mf.embedding_dim``),
@@ -10,6 +17,8 @@ so towers in one group share p and q (Multi-IPW's shared Φ) and towers in diffe
 (naive IPW's separate propensity model); each tower has its own biases.
 """
 from __future__ import annotations
+
+from typing import Optional
 
 import tensorflow as tf
 import tf_keras
@@ -20,16 +29,20 @@ from transforms.schema import transformed_name
 class MfScore(tf_keras.layers.Layer):
     """⟨p_u, q_i⟩ + b_u + b_i + b for ids (users, items) and their vectors; biases start at zero."""
 
-    def __init__(self, n_users: int, n_items: int, biases: bool = True, **kwargs):
+    def __init__(self, n_users: int, n_items: int, biases: bool = True, head_dim: Optional[int] = None, **kwargs):
         super().__init__(**kwargs)
         self.biases = biases
+        self.head = None
+        if head_dim:
+            self.head = self.add_weight(name="w_t", shape=(head_dim,), initializer="ones")
         if biases:
             self.user_bias = tf_keras.layers.Embedding(n_users, 1, embeddings_initializer="zeros", name="b_u")
             self.item_bias = tf_keras.layers.Embedding(n_items, 1, embeddings_initializer="zeros", name="b_i")
             self.bias = self.add_weight(name="b", shape=(), initializer="zeros")
 
     def call(self, p_u, q_i, users, items):
-        logit = tf.reduce_sum(p_u * q_i, axis=-1)
+        product = p_u * q_i
+        logit = tf.reduce_sum(product if self.head is None else product * self.head, axis=-1)
         if self.biases:
             users, items = tf.reshape(users, [-1]), tf.reshape(items, [-1])
             logit += tf.squeeze(self.user_bias(users), -1) + tf.squeeze(self.item_bias(items), -1) + self.bias
@@ -49,7 +62,9 @@ class MfBackbone(tf_keras.layers.Layer):
         self.config = context.model.mf
         self.user, self.item = self.pair(context)
         sizes = context.cardinalities
-        self.score = MfScore(sizes[self.user], sizes[self.item], self.config.biases, name=f"{context.name}_bias")
+        head = self.config.head if self.config.head != "auto" else ("gmf" if context.shares_with else "dot")
+        self.score = MfScore(sizes[self.user], sizes[self.item], self.config.biases,
+                             head_dim=self.config.embedding_dim if head == "gmf" else None, name=f"{context.name}_bias")
 
     @classmethod
     def pair(cls, context) -> tuple[str, str]:

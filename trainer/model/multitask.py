@@ -132,8 +132,10 @@ def backbone_contexts(estimator, features, cardinalities, pair_features=None) ->
         if spec.per == "group":
             grouped.setdefault((spec.name, estimator.embedding_group(tower)), []).append(tower)
         else:
+            group = estimator.embedding_group(tower)
+            peers = tuple(t for t in estimator.towers if t != tower and estimator.embedding_group(t) == group)
             plans.append((spec, BackboneContext(tower, (tower,), params, tuple(features), dict(cardinalities),
-                                                pair_features)))
+                                                pair_features, shares_with=peers)))
     for (name, group), towers in grouped.items():
         plans.append((get_backbone(name), BackboneContext(group, tuple(towers), params, tuple(features),
                                                           dict(cardinalities), pair_features)))

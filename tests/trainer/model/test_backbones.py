@@ -68,6 +68,43 @@ def test_mf_tables_take_its_own_size_and_other_fields_keep_the_embedding_dim():
     assert tables["user_id"].embeddings.shape == (3, 6) and tables["item_id"].embeddings.shape == (2, 6)
 
 
+def test_towers_sharing_p_and_q_get_a_gmf_head_each_and_separate_towers_a_plain_dot():
+    """head auto: Multi-IPW's CTR and CVR towers share p, q, so each weights p ⊙ q by its own w_t (without
+    it both would rank by one ⟨p_u, q_i⟩); base's towers have their own tables and keep the dot product."""
+    shared = _model(_config("multi_ipw"))
+    shared(_batch([0], [1]))
+    assert all(shared.towers[t].score.head is not None for t in ("ctr", "cvr"))
+    assert shared.towers["ctr"].score.head is not shared.towers["cvr"].score.head
+    separate = _model(_config("base"))
+    separate(_batch([0], [1]))
+    assert all(separate.towers[t].score.head is None for t in ("ctr", "cvr"))
+    forced = _model(_config("base", mf={"embedding_dim": 2, "head": "gmf"}))
+    forced(_batch([0], [1]))
+    assert forced.towers["cvr"].score.head is not None
+
+
+def test_gmf_logit_is_the_weighted_product_plus_the_biases_and_starts_as_the_dot_product():
+    model = _model(_config("multi_ipw", mf={"embedding_dim": 2}))
+    batch = _batch([0, 2], [1, 0])
+    model(batch)
+    emb = model.embeddings["shared"]
+    emb.tables["user_id"].embeddings.assign([[1.0, 2.0], [0.0, 0.0], [-1.0, 0.5]])
+    emb.tables["item_id"].embeddings.assign([[3.0, -1.0], [0.5, 0.25]])
+    np.testing.assert_allclose(model(batch)["cvr"].numpy(), [1.0, -3.5], rtol=1e-6)  # w_t = 1: ⟨p, q⟩, biases 0
+    model.towers["cvr"].score.head.assign([2.0, -1.0])
+    # (0, 1): 2·0.5 − 0.5 = 0.5; (2, 0): 2·(−3) + 0.5 = −5.5; the CTR tower keeps its own w_t = 1
+    np.testing.assert_allclose(model(batch)["cvr"].numpy(), [0.5, -5.5], rtol=1e-6)
+    np.testing.assert_allclose(model(batch)["ctr"].numpy(), [1.0, -3.5], rtol=1e-6)
+
+
+def test_separate_embeddings_give_every_tower_its_own_tables():
+    model = _model(_config("multi_ipw", separate_embeddings=True))
+    model(_batch([0], [1]))
+    assert sorted(model.embeddings) == ["ctr", "cvr"]
+    assert all(model.towers[t].score.head is None for t in ("ctr", "cvr"))
+    assert sorted(_model(_config("multi_ipw")).embeddings) == ["shared"]
+
+
 def test_mlp_backbone_stays_the_default():
     config = config_from_dict({"features": [{"name": "user_id", "kind": "categorical"}],
                                "model": {"name": "esmm"}})
