@@ -40,9 +40,10 @@ class TableMemory:
 
 
 def table_memory(features: Sequence[FeatureConfig], cardinalities: Mapping[str, int], embedding_dim: int,
-                 groups: int = 1) -> list[TableMemory]:
-    """One entry per embedded feature, largest first."""
-    tables = [TableMemory(f.name, cardinalities[f.name], f.embedding_dim or embedding_dim, groups)
+                 groups: int = 1, dims: Optional[Mapping[str, int]] = None) -> list[TableMemory]:
+    """One entry per embedded feature, largest first; ``dims`` the sizes a backbone asks for (mf's p_u, q_i)."""
+    dims = dims or {}
+    tables = [TableMemory(f.name, cardinalities[f.name], dims.get(f.name) or f.embedding_dim or embedding_dim, groups)
               for f in features if f.is_embedded and f.name in cardinalities]
     return sorted(tables, key=lambda t: -t.bytes)
 

@@ -92,8 +92,13 @@ def _check_memory(spec: TrainerSpec, data_dir, strategy) -> None:
     n_ps = None
     if strategy is not None and spec.train.distribution == "parameter_server":
         n_ps = len(strategy.extended.parameter_devices)
-    tables = table_memory(spec.features, TrainingData(spec, data_dir).cardinalities(), spec.model.embedding_dim,
-                          groups)
+    sizes = TrainingData(spec, data_dir).cardinalities()
+    dims: dict[str, int] = {}
+    if towers:
+        from trainer.model.multitask import group_dims
+        for group in group_dims(estimator, spec.features, sizes, spec.pair_features).values():
+            dims.update(group)
+    tables = table_memory(spec.features, sizes, spec.model.embedding_dim, groups, dims)
     check_table_memory(tables, spec.train.distribution, spec.train.distribute.task_memory_gb, n_ps)
 
 

@@ -14,6 +14,13 @@ def test_estimate_is_rows_dim_4_bytes_3_copies_per_group():
     assert [(t.feature, t.bytes) for t in tables] == [("user", 1000 * 8 * 4 * 3 * 3), ("item", 10 * 4 * 4 * 3 * 3)]
 
 
+def test_a_backbones_own_table_size_counts_instead_of_the_embedding_dim():
+    """mf sizes p_u, q_i by model.mf.embedding_dim: the estimate must use that, not model.embedding_dim."""
+    tables = table_memory(FEATURES, {"user": 1000, "item": 10}, embedding_dim=8, groups=2, dims={"user": 64, "item": 64})
+    assert [(t.feature, t.dim, t.bytes) for t in tables] == [("user", 64, 1000 * 64 * 4 * 3 * 2),
+                                                             ("item", 64, 10 * 64 * 4 * 3 * 2)]
+
+
 def test_budget_is_one_task_or_the_sum_over_the_parameter_servers():
     tables = table_memory(FEATURES, {"user": 50_000_000, "item": 10}, embedding_dim=16)  # 9.6 GB with slots
     with pytest.raises(UserError, match=r"train.distribute.task_memory_gb: .*user \(50,000,000 rows"):

@@ -62,7 +62,8 @@ class BmseConfig(Section):
     """
 
     phi: Literal["1", "K", "2K", "R"] = "1"
-    weight: float = Field(1.0, ge=0, description="λ in L = L_IPS/DR + λ·BMSE")
+    weight: float = Field(0.005, ge=0, description="λ in L = L_IPS/DR + λ·BMSE (default: the best λ of seed "
+                          "002's Table 6, Yahoo! R3; it searches 0.001 ... 1)")
     user_feature: str = "user_id"
     item_feature: str = "item_id"
 
