@@ -35,6 +35,7 @@ import tf_keras
 
 from trainer.config import TrainConfig
 from trainer.data import TrainingData, input_options, make_dataset, split_files
+from trainer.distribute_settings import writes_outputs
 from transforms.errors import UserError
 
 log = logging.getLogger("trainer")
@@ -95,13 +96,22 @@ def is_parameter_server(strategy) -> bool:
     return isinstance(strategy, tf.distribute.ParameterServerStrategy)
 
 
+def is_multi_worker(strategy) -> bool:
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def num_workers(strategy) -> int:
+    """The tasks that train under multi_worker_mirrored (the workers, and the chief if there is one)."""
+    spec = strategy.cluster_resolver.cluster_spec().as_dict()
+    return len(spec.get("worker", [])) + len(spec.get("chief", []))
+
+
 def is_chief(strategy) -> bool:
     """Whether this task writes the outputs: always, except a non-chief multi_worker_mirrored worker."""
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return True
     resolver = strategy.cluster_resolver
-    return resolver.task_type in (None, "chief") or (resolver.task_type == "worker" and resolver.task_id == 0
-                                                     and "chief" not in resolver.cluster_spec().as_dict())
+    return writes_outputs(resolver.task_type, resolver.task_id, resolver.cluster_spec().as_dict())
 
 
 def weights_path(model_dir: Path, relative: str, strategy) -> str:
@@ -126,7 +136,14 @@ class FitInputs:
 def fit_inputs(model, data: TrainingData) -> FitInputs:
     """The Keras fit's inputs under the model's strategy (see the module docstring)."""
     cfg, eval_batch = data.spec.train, data.spec.eval.batch_size
-    if not is_parameter_server(model.distribute_strategy):
+    strategy = model.distribute_strategy
+    if is_multi_worker(strategy):
+        workers = num_workers(strategy)
+        return FitInputs(*(_sharded(data, split, batch, workers, shuffle=split == "train",
+                                    repeat=split == "train" and cfg.steps_per_epoch is not None)
+                           for split, batch in (("train", cfg.batch_size), ("eval", eval_batch))),
+                         cfg.steps_per_epoch, None)
+    if not is_parameter_server(strategy):
         return FitInputs(data.dataset("train", cfg.batch_size, shuffle=True, repeat=cfg.steps_per_epoch is not None),
                          data.dataset("eval", eval_batch), cfg.steps_per_epoch, None)
     rows = split_rows(data.data_dir)
@@ -136,6 +153,22 @@ def fit_inputs(model, data: TrainingData) -> FitInputs:
     return FitInputs(creator(functools.partial(worker_dataset, data, "train", cfg.batch_size, True)),
                      creator(functools.partial(worker_dataset, data, "eval", eval_batch, False)),
                      steps, validation_steps)
+
+
+def _sharded(data: TrainingData, split: str, batch_size: int, workers: int, shuffle: bool,
+             repeat: bool) -> tf.data.Dataset:
+    """multi_worker_mirrored: one worker's part of ``split``, the batch being the global batch (Keras splits it
+    over the replicas). With at least one shard per worker each worker reads its own shards (tf.data's FILE
+    auto-sharding); with fewer, every worker reads every shard in the same seeded order and keeps its share of
+    the batches (DATA): TensorFlow's default, AUTO, fails outright on fewer files than workers."""
+    policy = tf.data.experimental.AutoShardPolicy
+    files = split_files(data.data_dir, split)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = policy.FILE if len(files) >= workers else policy.DATA
+    if len(files) < workers:
+        log.info("%s: %d shard(s) for %d workers: every worker reads all of them and keeps its share of the batches",
+                 split, len(files), workers)
+    return data.dataset(split, batch_size, shuffle=shuffle, repeat=repeat, deterministic=True).with_options(options)
 
 
 def worker_dataset(data: TrainingData, split: str, batch_size: int, shuffle: bool,

@@ -82,9 +82,11 @@ def check_monitor(model, cfg: TrainConfig) -> None:
 
 
 def _callbacks(name: str, cfg: TrainConfig, model_dir: Path) -> list[tf_keras.callbacks.Callback]:
+    from trainer.distribute import is_chief
+    chief = is_chief(tf.distribute.get_strategy())  # a non-chief multi_worker_mirrored worker: no TensorBoard
     callbacks = [
         StopOnNonFiniteLoss(),
-        ProgressCallback(Progress(name, model_dir, total_epochs=cfg.epochs), cfg.batch_size),
+        ProgressCallback(Progress(name, model_dir if chief else None, total_epochs=cfg.epochs), cfg.batch_size),
         tf_keras.callbacks.BackupAndRestore(str(model_dir / "backup")),
     ]
     if cfg.early_stopping_patience:
