@@ -115,6 +115,8 @@ class LocalCluster:
 
     def stop(self) -> None:
         """Kills every child (terminate, then kill after 5 s); idempotent."""
+        if self._procs:
+            _release_remote_functions()
         _stop(self._procs)
         self._procs = []
 
@@ -220,6 +222,21 @@ class LocalWorkers:
         return [p.pid for p in self._procs]
 
 
+def _release_remote_functions() -> None:
+    """Drops this process's strategies and Keras state and collects them while the servers still run: each
+    function TensorFlow registered on the workers is unregistered when it is collected, which after the
+    servers are gone logs an error per function and task ("Failed to remove function remotely")."""
+    import gc
+    if "tensorflow" not in sys.modules:
+        return
+    distribute = sys.modules.get("trainer.distribute")
+    if distribute is not None:
+        distribute._STRATEGIES.clear()
+    import tf_keras
+    tf_keras.backend.clear_session()
+    gc.collect()
+
+
 def _stop(procs: list) -> None:
     for proc in procs:
         if proc.poll() is None:
@@ -250,6 +267,8 @@ def serve(spec: dict, job: str, index: int, parent: Optional[int] = None) -> Non
     """A child's body: a gRPC server for task ``job``/``index``, until killed or the parent dies."""
     if parent:
         threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
+    from ctrcvr.console import import_tensorflow_quietly
+    import_tensorflow_quietly()  # the native libraries' start-up lines, as in the CLI
     import tensorflow as tf
     server = tf.distribute.Server(tf.train.ClusterSpec(spec), job_name=job, task_index=index, protocol="grpc",
                                   start=True)
