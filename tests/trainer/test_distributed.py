@@ -7,8 +7,10 @@ parameter servers, export, and pass serve-check; their eval metrics are within n
 estimator trained in one process on the same data."""
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -152,6 +154,81 @@ def test_multi_worker_mirrored_local_cluster_trains_exports(data):
 
     version = workflow.export(resolved, data_dir, model_dir, tmp / "serving_mwms", raw_dir=tmp / "data" / "raw")
     assert set(serve_check(version)["outputs"]) >= {"pctr", "pcvr", "pctcvr"}
+
+
+def test_parameter_server_training_killed_after_an_epoch_resumes(data):
+    """`ctrcvr train --local-cluster workers=2,ps=1` is killed (SIGKILL, the coordinator: no clean-up of its own)
+    once its backup holds a finished epoch; its orphaned servers exit by themselves; the same command again
+    resumes from the backup: it says so, trains only the remaining epochs, and starts from the trained state
+    (its first epoch's loss is below the killed run's first epoch's), then finishes the model dir."""
+    from ctrcvr.resume import backup_epochs
+    config, data_dir, tmp = data
+    model_dir, epochs = tmp / "esmm_ps_killed", 3
+    command = ["train", "--config", DEFAULT_CONFIG, *_sets([*SMALL, f"train.epochs={epochs}"]), "--data-dir", data_dir,
+               "--model-dir", model_dir, "--local-cluster", "workers=2,ps=1"]
+    log = tmp / "killed.log"
+    with open(log, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "ctrcvr.cli", *map(str, command)], stdout=subprocess.DEVNULL,
+                                stderr=err, env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        deadline = time.time() + 240
+        while not _backup_epochs(backup_epochs, model_dir):
+            assert proc.poll() is None, f"exited with {proc.returncode} before an epoch was backed up: {log.read_text()[-2000:]}"
+            assert time.time() < deadline, "no backup after 240 s"
+            time.sleep(0.05)
+        servers = _children(proc.pid)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert len(servers) == 3, servers  # 2 workers + 1 parameter server
+    done = backup_epochs(model_dir)
+    assert 1 <= done < epochs and not (model_dir / "_SUCCESS").exists(), done
+    killed = log.read_text()
+    first_loss = float(re.search(r"esmm epoch 1/3 done .*?: ctcvr=\S+ ctr=\S+ loss=(\S+) \|", killed).group(1))
+    deadline = time.time() + 15
+    while any(Path(f"/proc/{pid}").exists() and not _zombie(pid) for pid in servers):
+        assert time.time() < deadline, f"servers {servers} outlived their coordinator"
+        time.sleep(0.2)
+
+    code, _, stderr = _cli(*command)
+    assert code == 0, stderr[-3000:]
+    assert f"resuming the unfinished training in {model_dir} from its backup ({done} epoch(s) done)" in stderr, stderr
+    trained = re.findall(r"esmm epoch (\d)/3 done .*?: ctcvr=\S+ ctr=\S+ loss=(\S+) \|", stderr)
+    assert [int(e) for e, _ in trained] == list(range(done + 1, epochs + 1)), trained  # epoch 1 not trained again
+    assert float(trained[0][1]) < first_loss, (trained, first_loss)  # continued from the backed-up weights
+    assert (model_dir / "_SUCCESS").is_file() and backup_epochs(model_dir) is None  # Keras deletes the backup
+    assert not _framework_noise(stderr), _framework_noise(stderr)
+    print(f"killed after {done} epoch(s) (epoch 1 loss {first_loss}); resumed: {trained}")
+
+
+def _backup_epochs(backup_epochs, model_dir) -> int:
+    try:
+        return backup_epochs(model_dir) or 0
+    except Exception:  # noqa: BLE001 (a checkpoint being written)
+        return 0
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (Linux /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
 
 
 def _epoch_scalars(model_dir, term: str, kind: str = "train") -> list[float]:
