@@ -15,8 +15,8 @@ the optimiser sums the replicas' gradients (one replica per worker under paramet
 applies its own gradients asynchronously, nothing to divide).
 
 Under parameter_server, ``Model.fit`` reads a ``tf_keras.utils.experimental.DatasetCreator``: each worker
-reads its own subset of the TFRecord shards (shard i goes to worker i mod n), repeated, so
-``steps_per_epoch`` is needed: ``train.steps_per_epoch`` or ⌈train rows / batch⌉ from the preprocess
+reads the whole split, shuffled in its own order (a seed drawn on the worker: the strategy builds every
+worker's input from one graph, with no worker index), repeated, so ``steps_per_epoch`` is needed: ``train.steps_per_epoch`` or ⌈train rows / batch⌉ from the preprocess
 report; validation takes ⌈eval rows / eval batch⌉ steps, each a batch from whichever worker is free (an
 approximate pass over the eval split; the evaluation after training is exact, in this process).
 """
@@ -173,15 +173,29 @@ def _sharded(data: TrainingData, split: str, batch_size: int, workers: int, shuf
 
 def worker_dataset(data: TrainingData, split: str, batch_size: int, shuffle: bool,
                    context: tf.distribute.InputContext) -> tf.data.Dataset:
-    """One worker's input: its shards of ``split`` (shard i for worker i mod n), parsed, repeated."""
+    """One parameter-server worker's input: ``split`` parsed, shuffled in this worker's own order, repeated.
+
+    ParameterServerStrategy traces this function once, on the coordinator, and runs the same graph on every
+    worker to build its input; the context it passes is one input pipeline, id 0, whatever the workers. A
+    seed fixed at trace time (the config's) would give every worker the same batches in the same order;
+    the seed is drawn instead at run time, on each worker (TensorFlow's advice for this strategy: shuffle
+    differently per worker, no sharding), so the workers' batches are independent draws over the split.
+    Under ``train.deterministic`` (where an unseeded random op is an error) every worker uses the config's
+    seed. Were the context ever to name several pipelines, each would read its own shards."""
     files = split_files(data.data_dir, split)
     n, i = context.num_input_pipelines, context.input_pipeline_id
-    if len(files) < n:
-        raise UserError(f"{len(files)} {split} shard(s) for {n} workers: each worker reads its own shards; "
-                        f"preprocess with preprocess.num_shards >= {n}", key="preprocess.num_shards")
+    if n > 1:
+        if len(files) < n:
+            raise UserError(f"{len(files)} {split} shard(s) for {n} input pipelines: each reads its own shards; "
+                            f"preprocess with preprocess.num_shards >= {n}", key="preprocess.num_shards")
+        files = files[i::n]
     cfg = data.spec.train
-    ds = make_dataset(files[i::n], data.feature_spec, batch_size, cfg.shuffle_buffer if shuffle else 0,
-                      seed=data.spec.seed + i, repeat=True)
+    seed = data.spec.seed + i
+    if shuffle and not cfg.deterministic:
+        seed = tf.raw_ops.RandomUniformInt(shape=tf.constant([], tf.int32), minval=tf.constant(0, tf.int64),  # seed=seed2=0: drawn
+                                           maxval=tf.constant(2 ** 62, tf.int64), seed=0, seed2=0)  # per run
+    ds = make_dataset(files, data.feature_spec, batch_size, cfg.shuffle_buffer if shuffle else 0, seed=seed,
+                      repeat=True)
     return ds.with_options(input_options(cfg))
 
 

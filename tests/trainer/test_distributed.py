@@ -103,6 +103,23 @@ def test_parameter_server_shards_tables_trains_exports(data, cluster, estimator,
     assert set(summary["outputs"]) >= {"pctr", "pcvr", "pctcvr"}
 
 
+def test_parameter_server_workers_shuffle_in_their_own_order(data):
+    """ParameterServerStrategy builds every worker's input by running one traced function, whose InputContext is
+    always (1 pipeline, id 0): two workers' inputs, built the same way, must still differ (a run-time seed), and
+    each must be the whole split."""
+    import tensorflow as tf
+    from trainer.distribute import worker_dataset
+    config, data_dir, _ = data
+    training = TrainingData(workflow.trainer_spec(config), data_dir)
+    context = tf.distribute.InputContext(num_input_pipelines=1, input_pipeline_id=0)
+    tf.keras.utils.set_random_seed(config.seed)  # as in training: a global seed does not make them equal
+    first = [next(iter(worker_dataset(training, "train", 64, True, context)))["user_id_xf"].numpy().ravel()
+             for _ in range(2)]
+    assert not np.array_equal(*first), first
+    rows = sum(len(b["user_id_xf"]) for b in worker_dataset(training, "train", 512, True, context).take(13))
+    assert rows == 13 * 512  # repeated: an endless stream over every shard
+
+
 def _cli(*args, timeout=300):
     """``ctrcvr`` in a subprocess, as a user runs it: (return code, stdout, stderr)."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
