@@ -8,6 +8,7 @@ Examples:
     ctrcvr preprocess --config configs/default.yaml --input data/sim --output-dir data/xf
     ctrcvr train --config configs/default.yaml --data-dir data/xf --model-dir models/esmm
     ctrcvr train ... --local-cluster workers=2,ps=1                      # parameter-server training on loopback
+    ctrcvr train ... --local-cluster workers=2                           # multi_worker_mirrored, 2 worker processes
     ctrcvr train ... --data-dir data/day2 --model-dir models/day2 --warm-start models/day1   # daily training
     ctrcvr evaluate --config configs/default.yaml --data-dir data/xf --model-dir models/esmm
     ctrcvr export --config configs/default.yaml --data-dir data/xf --model-dir models/esmm --export-dir serving/esmm
@@ -49,6 +50,8 @@ _LEGACY_USER_ERRORS = (ValueError, KeyError)
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
+    from ctrcvr.cluster import exit_with_parent_from_env
+    exit_with_parent_from_env()  # a worker process of `--local-cluster workers=N`
     _setup_logging(args.log_level, args.command)
     try:
         config = load_config(args.config, args.set) if args.needs_config else None
@@ -251,10 +254,11 @@ def _distributed(cmd):
     cmd.add_argument("--warm-start", metavar="MODEL_DIR",
                      help="daily training: take over this previous model dir's trained state, embedding rows "
                           "matched by token through both days' vocabularies; report in <model dir>/warm_start.json")
-    cmd.add_argument("--local-cluster", metavar="workers=N,ps=M",
-                     help="development: start N worker and M parameter-server processes on 127.0.0.1 and "
-                          "coordinate them from this one (train.distribution: parameter_server; see "
-                          "docs/distributed.md for a real cluster)")
+    cmd.add_argument("--local-cluster", metavar="workers=N[,ps=M]",
+                     help="development, on 127.0.0.1: workers=N,ps=M starts N worker and M parameter-server "
+                          "processes and coordinates them from this one (train.distribution: parameter_server); "
+                          "workers=N without ps runs N `ctrcvr train` worker processes, each with its own "
+                          "TF_CONFIG (multi_worker_mirrored). See docs/distributed.md for a real cluster")
 
 
 def _cluster(args, config):
@@ -262,21 +266,33 @@ def _cluster(args, config):
     import contextlib
     if not args.local_cluster:
         return contextlib.nullcontext(), config
-    from ctrcvr.cluster import LocalCluster, parse_local_cluster
+    from ctrcvr.cluster import LocalCluster, LocalWorkers, parse_local_cluster
     counts = parse_local_cluster(args.local_cluster)
-    if config.train.distribution in ("none", "parameter_server") and counts["ps"]:
+    distribution = config.train.distribution
+    if counts["ps"] and distribution in ("none", "parameter_server"):
         train = config.train.model_copy(update={"distribution": "parameter_server"})
         return LocalCluster(counts["worker"], counts["ps"]), config.model_copy(update={"train": train})
-    raise UserError("a local cluster runs train.distribution: parameter_server, with ps >= 1 (multi_worker_mirrored "
-                    "runs one `ctrcvr train` per worker with its own TF_CONFIG: docs/distributed.md)",
+    if not counts["ps"] and distribution in ("none", "multi_worker_mirrored"):
+        train = config.train.model_copy(update={"distribution": "multi_worker_mirrored"})
+        return LocalWorkers(counts["worker"]), config.model_copy(update={"train": train})
+    raise UserError(f"a local cluster of workers and parameter servers (workers=N,ps=M) runs parameter_server, one "
+                    f"of workers only (workers=N) runs multi_worker_mirrored; train.distribution is {distribution}",
                     key="--local-cluster")
+
+
+def _cluster_arg(running):
+    """What workflow.train takes as ``cluster``: the coordinator's resolver, or the worker launcher itself."""
+    from ctrcvr.cluster import LocalWorkers
+    if running is None or isinstance(running, LocalWorkers):
+        return running
+    return running.resolver()
 
 
 def _run(args, config):
     cluster, config = _cluster(args, config)
     with cluster as running:
         result = workflow.run(config, args.output_dir, overwrite=args.overwrite, warm_start_from=args.warm_start,
-                              cluster=running.resolver() if running else None)
+                              cluster=_cluster_arg(running))
     _print_metrics(result["metrics"])
     _print_outputs(result["outputs"])
 
@@ -331,7 +347,7 @@ def _train(args, config):
     cluster, config = _cluster(args, config)
     with cluster as running:
         workflow.train(config, args.data_dir, args.model_dir, overwrite=args.overwrite,
-                       warm_start_from=args.warm_start, cluster=running.resolver() if running else None)
+                       warm_start_from=args.warm_start, cluster=_cluster_arg(running))
     print(f"weights saved under {args.model_dir}")
 
 

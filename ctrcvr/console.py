@@ -22,7 +22,7 @@ IMPORT_NOISE = (
     "failed call to cuInit",  # no GPU: logged once, when the devices are first listed
     "This TensorFlow binary is optimized to use available CPU instructions",
     "To enable the following instructions",
-    "oneDNN custom operations are on",  # where oneDNN is used (x86 CPUs with AVX-512 / AMX): logged at import
+    "oneDNN custom operations are on",  # port.cc, twice per process: informational (TF_ENABLE_ONEDNN_OPTS=0)
 )
 
 

@@ -69,18 +69,38 @@ def train(config: Config, data_dir, model_dir, overwrite: bool = False, cluster=
     """Trains into ``model_dir``; re-running it on an unfinished training of the same config resumes it
     from its backup (:mod:`ctrcvr.resume`). ``_SUCCESS`` is written once the weights are saved.
     ``cluster``: a cluster resolver for ``train.distribution`` (else TF_CONFIG; :mod:`ctrcvr.cluster` starts
-    a local one); ``warm_start_from``: the previous day's model dir, whose state the model takes over,
+    a local one), or a :class:`ctrcvr.cluster.LocalWorkers` (multi_worker_mirrored: its worker processes train,
+    this one waits and loads worker 0's weights); ``warm_start_from``: the previous day's model dir, whose state the model takes over,
     embedding rows matched by token (:mod:`trainer.warm_start`)."""
+    from ctrcvr.cluster import LocalWorkers
     from trainer.train import train as fit
     if warm_start_from is not None and not Path(warm_start_from).is_dir():
         raise FileNotFoundError(2, "no such model directory (--warm-start)", str(warm_start_from))
     require_complete(data_dir, "preprocess output")
-    if overwrite or not _resumes(config, model_dir):  # an online run resumes from its checkpoints instead
+    if isinstance(cluster, LocalWorkers):  # multi_worker_mirrored: one `ctrcvr train` per worker, this one waits
+        cluster.train(config, data_dir, model_dir, overwrite=overwrite, warm_start_from=warm_start_from)
+        from trainer.train import load_trained_model
+        return load_trained_model(trainer_spec(config), data_dir, model_dir)
+    chief = _writes_outputs(config, cluster)
+    if chief and (overwrite or not _resumes(config, model_dir)):  # an online run resumes from its checkpoints
         prepare_model_dir(config, model_dir, overwrite, inputs=[data_dir])
-    dump_config(config, Path(model_dir) / RESOLVED_CONFIG)
+    if chief:
+        dump_config(config, Path(model_dir) / RESOLVED_CONFIG)
     model = fit(trainer_spec(config), data_dir, model_dir, cluster=cluster, warm_start_from=warm_start_from)
-    mark_finished(model_dir)
+    if chief:
+        mark_finished(model_dir)
     return model
+
+
+def _writes_outputs(config: Config, cluster=None) -> bool:
+    """Whether this process prepares and finishes the model dir: always, except a multi_worker_mirrored worker
+    other than the chief (worker 0), which only trains (decided from TF_CONFIG, before TensorFlow starts)."""
+    from trainer.distribute_settings import tf_config_writes_outputs, writes_outputs
+    if config.train.distribution != "multi_worker_mirrored":
+        return True
+    if cluster is not None:
+        return writes_outputs(cluster.task_type, cluster.task_id, cluster.cluster_spec().as_dict())
+    return tf_config_writes_outputs()
 
 
 def _resumes(config: Config, model_dir) -> bool:

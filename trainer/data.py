@@ -88,8 +88,10 @@ class TrainingData:
     def feature_spec(self) -> dict:
         return self.tft_output.transformed_feature_spec()
 
-    def dataset(self, split: str, batch_size: int, shuffle: bool = False, repeat: bool = False) -> tf.data.Dataset:
-        """Batches of ``split``; shuffled with ``train.shuffle_buffer`` and the seed when ``shuffle``.
+    def dataset(self, split: str, batch_size: int, shuffle: bool = False, repeat: bool = False,
+                deterministic: bool = False) -> tf.data.Dataset:
+        """Batches of ``split``; shuffled with ``train.shuffle_buffer`` and the seed when ``shuffle``
+        (in an order that is a function of the seed alone when ``deterministic`` or ``train.deterministic``).
         ``validation`` and ``test`` are the two slices of the MAR test shards (:mod:`trainer.pairs`);
         ``train`` with ``train.input: full_matrix`` is every (user, item) pair in blocks."""
         cfg = self.spec.train
@@ -98,7 +100,7 @@ class TrainingData:
             return (ds.repeat() if repeat else ds).with_options(input_options(cfg))
         ds = make_dataset(split_files(self.data_dir, self._shards(split)), self.feature_spec, batch_size,
                           cfg.shuffle_buffer if shuffle else 0, seed=self.spec.seed, repeat=repeat,
-                          deterministic=cfg.deterministic)
+                          deterministic=cfg.deterministic or deterministic)
         keep = self._slice(split)
         if keep is not None:
             ds = (ds.map(keep).unbatch().filter(lambda row: row["_keep"])

@@ -15,8 +15,8 @@ the optimiser sums the replicas' gradients (one replica per worker under paramet
 applies its own gradients asynchronously, nothing to divide).
 
 Under parameter_server, ``Model.fit`` reads a ``tf_keras.utils.experimental.DatasetCreator``: each worker
-reads its own subset of the TFRecord shards (shard i goes to worker i mod n), repeated, so
-``steps_per_epoch`` is needed: ``train.steps_per_epoch`` or ⌈train rows / batch⌉ from the preprocess
+reads the whole split, shuffled in its own order (a seed drawn on the worker: the strategy builds every
+worker's input from one graph, with no worker index), repeated, so ``steps_per_epoch`` is needed: ``train.steps_per_epoch`` or ⌈train rows / batch⌉ from the preprocess
 report; validation takes ⌈eval rows / eval batch⌉ steps, each a batch from whichever worker is free (an
 approximate pass over the eval split; the evaluation after training is exact, in this process).
 """
@@ -35,6 +35,7 @@ import tf_keras
 
 from trainer.config import TrainConfig
 from trainer.data import TrainingData, input_options, make_dataset, split_files
+from trainer.distribute_settings import writes_outputs
 from transforms.errors import UserError
 
 log = logging.getLogger("trainer")
@@ -95,13 +96,22 @@ def is_parameter_server(strategy) -> bool:
     return isinstance(strategy, tf.distribute.ParameterServerStrategy)
 
 
+def is_multi_worker(strategy) -> bool:
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def num_workers(strategy) -> int:
+    """The tasks that train under multi_worker_mirrored (the workers, and the chief if there is one)."""
+    spec = strategy.cluster_resolver.cluster_spec().as_dict()
+    return len(spec.get("worker", [])) + len(spec.get("chief", []))
+
+
 def is_chief(strategy) -> bool:
     """Whether this task writes the outputs: always, except a non-chief multi_worker_mirrored worker."""
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return True
     resolver = strategy.cluster_resolver
-    return resolver.task_type in (None, "chief") or (resolver.task_type == "worker" and resolver.task_id == 0
-                                                     and "chief" not in resolver.cluster_spec().as_dict())
+    return writes_outputs(resolver.task_type, resolver.task_id, resolver.cluster_spec().as_dict())
 
 
 def weights_path(model_dir: Path, relative: str, strategy) -> str:
@@ -126,7 +136,14 @@ class FitInputs:
 def fit_inputs(model, data: TrainingData) -> FitInputs:
     """The Keras fit's inputs under the model's strategy (see the module docstring)."""
     cfg, eval_batch = data.spec.train, data.spec.eval.batch_size
-    if not is_parameter_server(model.distribute_strategy):
+    strategy = model.distribute_strategy
+    if is_multi_worker(strategy):
+        workers = num_workers(strategy)
+        return FitInputs(*(_sharded(data, split, batch, workers, shuffle=split == "train",
+                                    repeat=split == "train" and cfg.steps_per_epoch is not None)
+                           for split, batch in (("train", cfg.batch_size), ("eval", eval_batch))),
+                         cfg.steps_per_epoch, None)
+    if not is_parameter_server(strategy):
         return FitInputs(data.dataset("train", cfg.batch_size, shuffle=True, repeat=cfg.steps_per_epoch is not None),
                          data.dataset("eval", eval_batch), cfg.steps_per_epoch, None)
     rows = split_rows(data.data_dir)
@@ -138,17 +155,47 @@ def fit_inputs(model, data: TrainingData) -> FitInputs:
                      steps, validation_steps)
 
 
+def _sharded(data: TrainingData, split: str, batch_size: int, workers: int, shuffle: bool,
+             repeat: bool) -> tf.data.Dataset:
+    """multi_worker_mirrored: one worker's part of ``split``, the batch being the global batch (Keras splits it
+    over the replicas). With at least one shard per worker each worker reads its own shards (tf.data's FILE
+    auto-sharding); with fewer, every worker reads every shard in the same seeded order and keeps its share of
+    the batches (DATA): TensorFlow's default, AUTO, fails outright on fewer files than workers."""
+    policy = tf.data.experimental.AutoShardPolicy
+    files = split_files(data.data_dir, split)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = policy.FILE if len(files) >= workers else policy.DATA
+    if len(files) < workers:
+        log.info("%s: %d shard(s) for %d workers: every worker reads all of them and keeps its share of the batches",
+                 split, len(files), workers)
+    return data.dataset(split, batch_size, shuffle=shuffle, repeat=repeat, deterministic=True).with_options(options)
+
+
 def worker_dataset(data: TrainingData, split: str, batch_size: int, shuffle: bool,
                    context: tf.distribute.InputContext) -> tf.data.Dataset:
-    """One worker's input: its shards of ``split`` (shard i for worker i mod n), parsed, repeated."""
+    """One parameter-server worker's input: ``split`` parsed, shuffled in this worker's own order, repeated.
+
+    ParameterServerStrategy traces this function once, on the coordinator, and runs the same graph on every
+    worker to build its input; the context it passes is one input pipeline, id 0, whatever the workers. A
+    seed fixed at trace time (the config's) would give every worker the same batches in the same order;
+    the seed is drawn instead at run time, on each worker (TensorFlow's advice for this strategy: shuffle
+    differently per worker, no sharding), so the workers' batches are independent draws over the split.
+    Under ``train.deterministic`` (where an unseeded random op is an error) every worker uses the config's
+    seed. Were the context ever to name several pipelines, each would read its own shards."""
     files = split_files(data.data_dir, split)
     n, i = context.num_input_pipelines, context.input_pipeline_id
-    if len(files) < n:
-        raise UserError(f"{len(files)} {split} shard(s) for {n} workers: each worker reads its own shards; "
-                        f"preprocess with preprocess.num_shards >= {n}", key="preprocess.num_shards")
+    if n > 1:
+        if len(files) < n:
+            raise UserError(f"{len(files)} {split} shard(s) for {n} input pipelines: each reads its own shards; "
+                            f"preprocess with preprocess.num_shards >= {n}", key="preprocess.num_shards")
+        files = files[i::n]
     cfg = data.spec.train
-    ds = make_dataset(files[i::n], data.feature_spec, batch_size, cfg.shuffle_buffer if shuffle else 0,
-                      seed=data.spec.seed + i, repeat=True)
+    seed = data.spec.seed + i
+    if shuffle and not cfg.deterministic:
+        seed = tf.raw_ops.RandomUniformInt(shape=tf.constant([], tf.int32), minval=tf.constant(0, tf.int64),  # seed=seed2=0: drawn
+                                           maxval=tf.constant(2 ** 62, tf.int64), seed=0, seed2=0)  # per run
+    ds = make_dataset(files, data.feature_spec, batch_size, cfg.shuffle_buffer if shuffle else 0, seed=seed,
+                      repeat=True)
     return ds.with_options(input_options(cfg))
 
 

@@ -35,3 +35,24 @@ class DistributeConfig(Section):
         "× 4 bytes × 3); the estimate is checked before training: against one task for none / mirrored / "
         "multi_worker_mirrored (every replica holds every table), against the sum over the parameter servers "
         "for parameter_server")
+
+
+def writes_outputs(task_type: Optional[str], task_id: Optional[int], jobs) -> bool:
+    """Whether a multi_worker_mirrored task writes the training's outputs (the model dir): the ``chief``, or
+    worker 0 of a cluster without one (``jobs``: the cluster's job names). TF-free: the CLI decides before
+    TensorFlow starts which task prepares the model dir."""
+    if task_type in (None, "chief"):
+        return True
+    return task_type == "worker" and int(task_id or 0) == 0 and "chief" not in jobs
+
+
+def tf_config_writes_outputs(environ=None) -> bool:
+    """:func:`writes_outputs` for this process's ``TF_CONFIG`` (no TF_CONFIG: one process, it writes)."""
+    import json
+    import os
+    raw = (environ if environ is not None else os.environ).get("TF_CONFIG")
+    if not raw:
+        return True
+    config = json.loads(raw)
+    task = config.get("task") or {}
+    return writes_outputs(task.get("type"), task.get("index"), config.get("cluster") or {})

@@ -54,33 +54,64 @@ def train(spec: TrainerSpec, data_dir, model_dir, cluster=None, warm_start_from=
     if spec.train.distribution != "none" or cluster is not None:
         from trainer.distribute import make_strategy
         strategy = make_strategy(spec.train, cluster)
+        if spec.train.distribution == "multi_worker_mirrored":
+            resolver = strategy.cluster_resolver
+            log.info("multi_worker_mirrored: task %s/%s, %d replicas in sync", resolver.task_type, resolver.task_id,
+                     strategy.num_replicas_in_sync)
     _check_memory(spec, data_dir, strategy)
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         estimator, model, data = build_model(spec, data_dir)
         if strategy is not None and not getattr(estimator, "distributable", False):
             raise UserError(f"{spec.model.name} trains with its own loop, which does not run under tf.distribute; "
                             "set train.distribution: none", key="train.distribution")
+        chief = strategy is None or _is_chief(strategy)  # a non-chief multi_worker_mirrored worker writes no outputs
         if warm_start_from is not None:
-            _warm_start(estimator, model, spec, data, warm_start_from, Path(model_dir))
+            _warm_start(estimator, model, spec, data, warm_start_from, Path(model_dir), chief)
         estimator.fit(model, data, Path(model_dir))
-        record_tables(spec, data, model_dir)
+        if chief:
+            record_tables(spec, data, model_dir)
         if strategy is None:
             model.save_weights(str(Path(model_dir) / WEIGHTS))
             return model
-        from trainer.distribute import describe_placement, weights_path
-        log.info("table placement: %s", describe_placement(model))
-        model.save_weights(weights_path(Path(model_dir), WEIGHTS, strategy))
-    return load_trained_model(spec, data_dir, model_dir)
+        from trainer.distribute import describe_placement, is_parameter_server, weights_path
+        if is_parameter_server(strategy):
+            log.info("table placement: %s", describe_placement(model))
+        weights = weights_path(Path(model_dir), WEIGHTS, strategy)  # every worker saves (sync-on-read metrics)
+        model.save_weights(weights)
+    if chief:
+        return load_trained_model(spec, data_dir, model_dir)
+    _, local, _ = build_model(spec, data_dir)  # this worker's copy, then deleted: only the chief's is kept
+    local.load_weights(weights).expect_partial()
+    _remove_scratch(Path(model_dir), weights)
+    return local
 
 
-def _warm_start(estimator, model, spec: TrainerSpec, data, previous_dir, model_dir: Path) -> None:
+def _is_chief(strategy) -> bool:
+    from trainer.distribute import is_chief
+    return is_chief(strategy)
+
+
+def _remove_scratch(model_dir: Path, weights: str) -> None:
+    """Deletes a non-chief worker's ``<model_dir>/workers/<task>/`` (and ``workers/`` once empty)."""
+    import shutil
+    task = Path(weights).relative_to(model_dir / "workers").parts[0]
+    shutil.rmtree(model_dir / "workers" / task, ignore_errors=True)
+    try:
+        (model_dir / "workers").rmdir()
+    except OSError:  # another worker's copy is still there
+        pass
+
+
+def _warm_start(estimator, model, spec: TrainerSpec, data, previous_dir, model_dir: Path, chief: bool = True) -> None:
     from trainer.model.keras_fit import make_optimizer
     from trainer.warm_start import warm_start, write_report
     if not getattr(estimator, "distributable", False):
         raise UserError(f"{spec.model.name} trains with its own loop: warm start covers the Keras multi-task "
                         "estimators", key="--warm-start")
     model.compile(optimizer=make_optimizer(spec.train))
-    write_report(warm_start(model, estimator, spec, data, previous_dir), model_dir)
+    report = warm_start(model, estimator, spec, data, previous_dir)
+    if chief:
+        write_report(report, model_dir)
 
 
 def _check_memory(spec: TrainerSpec, data_dir, strategy) -> None:

@@ -117,13 +117,29 @@ def warm_start(model, estimator, spec, data, previous_dir) -> dict:
                                old_model.optimizer.get_slot(old_table, slot), new_rows, old_rows, fresh_zero=True)
             report["tables"][f"{embedding.name}/{name}" if len(model.embeddings) > 1 else name] = counts
     towers = _copy_towers(model, old_model)
+    id_tables = {}
+    for tower, layer in model.towers.items():  # tables a backbone keeps per id (mf's b_u, b_i): by token too
+        old_ids = _id_tables(old_model.towers[tower])
+        for key, (name, table) in _id_tables(layer).items():
+            new_rows, old_rows, counts = row_mapping(features[name], previous["tables"][name], previous_dir, data)
+            _copy_rows(table, old_ids[key][1], new_rows, old_rows)
+            if slots_carried:
+                for slot in model.optimizer.get_slot_names():
+                    _copy_rows(model.optimizer.get_slot(table, slot), old_model.optimizer.get_slot(old_ids[key][1], slot),
+                               new_rows, old_rows, fresh_zero=True)
+            id_tables[key] = {"feature": name, **counts}
     if slots_carried:
         for tower, layer in model.towers.items():
+            skip = {id(t) for _, t in _id_tables(layer).values()}
             for new_var, old_var in zip(layer.trainable_variables, old_model.towers[tower].trainable_variables):
+                if id(new_var) in skip:
+                    continue
                 for slot in model.optimizer.get_slot_names():
                     model.optimizer.get_slot(new_var, slot).assign(old_model.optimizer.get_slot(old_var, slot))
         model.optimizer.iterations.assign(old_model.optimizer.iterations)
     report["tower_variables_carried"] = towers
+    if id_tables:
+        report["tower_id_tables"] = id_tables
     for name, c in report["tables"].items():
         log.info("warm start %s: %d carried, %d new, %d dropped (%d -> %d rows)%s", name, c["carried"], c["new"],
                  c["dropped"], c["rows_before"], c["rows_after"], f"; {c['note']}" if "note" in c else "")
@@ -131,14 +147,33 @@ def warm_start(model, estimator, spec, data, previous_dir) -> dict:
     return report
 
 
+def _id_tables(layer) -> dict[str, tuple[str, tf.Variable]]:
+    """{key: (feature, table)}: the tables with a row per id of a feature that a backbone holds itself (the
+    ``mf`` backbone's user and item biases), remapped by token like the embedding tables, not copied as
+    they are."""
+    from trainer.model.mf import MfBackbone
+    if not isinstance(layer, MfBackbone) or not layer.score.biases:
+        return {}
+    return {f"{layer.name}/b_u": (layer.user, layer.score.user_bias.embeddings),
+            f"{layer.name}/b_i": (layer.item, layer.score.item_bias.embeddings)}
+
+
+def _tower_state(layer):
+    """What the tower checkpoint holds of a tower: the layer, or its variables but the per-id tables."""
+    skip = {id(t) for _, t in _id_tables(layer).values()}
+    return layer if not skip else [v for v in layer.variables if id(v) not in skip]
+
+
 def _copy_towers(model, old_model) -> int:
-    """Every tower variable (batch-norm statistics too) through a checkpoint of the towers, which restores
-    into sharded or mirrored variables as into plain ones; returns how many were copied."""
+    """Every tower variable (batch-norm statistics too) but the per-id tables (:func:`_id_tables`) through a
+    checkpoint of the towers, which restores into sharded or mirrored variables as into plain ones; returns
+    how many were copied."""
     import tempfile
     with tempfile.TemporaryDirectory() as tmp:
-        path = tf.train.Checkpoint(towers=dict(old_model.towers)).write(f"{tmp}/towers")
+        path = tf.train.Checkpoint(towers={t: _tower_state(x) for t, x in old_model.towers.items()}).write(f"{tmp}/towers")
         try:
-            tf.train.Checkpoint(towers=dict(model.towers)).read(path).assert_existing_objects_matched()
+            tf.train.Checkpoint(towers={t: _tower_state(x) for t, x in model.towers.items()}).read(
+                path).assert_existing_objects_matched()
         except (ValueError, tf.errors.InvalidArgumentError, AssertionError) as err:
             raise UserError(f"the towers differ from the previous model's ({type(err).__name__}: "
                             f"{str(err).splitlines()[0][:200]}): warm start needs the same model section "
@@ -165,14 +200,19 @@ def _previous_model(estimator, spec, data, previous: dict, previous_dir: Path):
     """The previous day's model: built with its table sizes, weights and optimiser state loaded."""
     from trainer.model.keras_fit import make_optimizer
     from trainer.model.layers import FeatureEmbedding
-    from trainer.model.multitask import MultiTaskModel
+    from trainer.model.multitask import MultiTaskModel, build_backbones, group_dims
     from trainer.model_dir import WEIGHTS
     missing = sorted(f.name for f in spec.features if f.is_embedded and f.name not in previous["tables"])
     if missing:
         raise UserError(f"the previous model has no table for {', '.join(missing)}", key="--warm-start")
     sizes = {name: t["rows"] for name, t in previous["tables"].items()}
-    model = MultiTaskModel(lambda g: FeatureEmbedding(spec.features, sizes, spec.model.embedding_dim, name=f"prev_{g}"),
-                           estimator, spec.labels, spec.train.dense_embedding_gradients, name=f"previous_{estimator.name}")
+    # the backbones built as training builds them, on the previous tables' sizes (mf sizes its biases by them
+    # and asks its own embedding_dim of the user and item tables)
+    dims = group_dims(estimator, spec.features, sizes, spec.pair_features)
+    model = MultiTaskModel(
+        lambda g: FeatureEmbedding(spec.features, sizes, spec.model.embedding_dim, dims=dims.get(g), name=f"prev_{g}"),
+        estimator, spec.labels, spec.train.dense_embedding_gradients,
+        backbones=build_backbones(estimator, spec.features, sizes, spec.pair_features), name=f"previous_{estimator.name}")
     model(_zero_ids(next(iter(data.dataset("eval", 2))), spec.features))
     model.compile(optimizer=make_optimizer(spec.train))
     model.optimizer._create_all_weights(model.trainable_variables)

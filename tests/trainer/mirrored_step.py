@@ -1,6 +1,7 @@
 """Run as a script by test_distributed.py (two logical CPU devices must be configured before TensorFlow
 starts): one training step of ``argv[1]`` under MirroredStrategy on 2 replicas and one in a single
-process, same initial weights, same 64-row batch, SGD; prints the largest weight difference."""
+process, same initial weights, same 64-row batch, SGD; prints the largest weight difference and the largest difference
+of the logged loss terms."""
 import os
 import sys
 
@@ -36,19 +37,31 @@ def model_and_batch(name):
     return model, tf.data.Dataset.from_tensor_slices(batch).batch(ROWS)
 
 
+class BatchLogs(tf_keras.callbacks.Callback):
+    """The last step's logs as the step function returned them (the epoch's logs may be re-read metrics)."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.logs = {k: float(v) for k, v in (logs or {}).items()}
+
+
 name = sys.argv[1]
 single, data = model_and_batch(name)
 before = [v.numpy() for v in single.weights]  # every variable, metric state included, for the copy
-single.fit(data, epochs=1, verbose=0)
+single_logs = BatchLogs()
+single.fit(data, epochs=1, verbose=0, callbacks=[single_logs])
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 assert strategy.num_replicas_in_sync == 2
 with strategy.scope():
     mirrored, _ = model_and_batch(name)
     for v, value in zip(mirrored.weights, before):
         v.assign(value)
-    mirrored.fit(data, epochs=1, verbose=0)
+    mirrored_logs = BatchLogs()
+    mirrored.fit(data, epochs=1, verbose=0, callbacks=[mirrored_logs])
 start = dict(zip([v.name for v in single.weights], before))
 moved = max(float(np.abs(v.numpy() - start[v.name]).max()) for v in single.trainable_variables)
 diff = max(float(np.abs(a.numpy() - b.numpy()).max())
            for a, b in zip(single.trainable_variables, mirrored.trainable_variables))
-print(f"RESULT moved={moved:.6g} diff={diff:.6g}")
+# a step's logs (each replica's returned values, summed by Keras: what progress lines print) are the
+# single-process batch's terms
+logged = max(abs(single_logs.logs[k] - mirrored_logs.logs[k]) for k in single_logs.logs)
+print(f"RESULT moved={moved:.6g} diff={diff:.6g} logged={logged:.6g}")

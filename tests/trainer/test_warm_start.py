@@ -149,3 +149,66 @@ def test_fixed_vocabulary_keeps_the_previous_ids(days, tmp_path):
                                              "tag": tf.constant(["t1"] * 2)})["user_id_xf"].numpy()
     day1 = read_vocabulary(days[1]["data"] / "transform_fn" / "assets" / "user_id")
     assert ids[0] == day1.index(b"u15") and ids[1] == len(day1)  # u35, new on day 2, is out of vocabulary
+
+
+def _on_backbone(config, backbone, **sections):
+    model = type(config.model)(**{**config.model.model_dump(), "backbone": backbone, **sections})
+    return config.model_copy(update={"model": model})
+
+
+def test_warm_start_on_a_dcn_backbone(days, tmp_path):
+    """The same two days (same preprocess outputs) on DCN-v2 towers (tfrs Cross layers over the fields, then the
+    MLP): rows follow their tokens as on the MLP towers, the cross layers carry over, day 2's export serves."""
+    configs = {d: _on_backbone(days[d]["config"], "dcn", dcn={"cross_layers": 2}) for d in (1, 2)}
+    day1 = workflow.train(configs[1], days[1]["data"], tmp_path / "dcn1")
+    day2 = workflow.train(configs[2], days[2]["data"], tmp_path / "dcn2", warm_start_from=tmp_path / "dcn1")
+    assert type(day2.towers["ctr"]).__name__ == "DcnBackbone"
+
+    old, _ = _rows(day1, days[1]["data"])
+    new, _ = _rows(day2, days[2]["data"])
+    for token in (f"u{u}" for u in range(10, 30)):  # on both days, renumbered on day 2
+        np.testing.assert_allclose(new[token], old[token], atol=1e-5, err_msg=token)
+    tf.keras.utils.set_random_seed(days[2]["spec"].seed)
+    _, cold, _ = build_model(workflow.trainer_spec(configs[2]), days[2]["data"])
+    fresh, _ = _rows(cold, days[2]["data"])
+    for token in (f"u{u}" for u in range(30, 40)):  # new on day 2: the cold start's row
+        np.testing.assert_allclose(new[token], fresh[token], atol=1e-5, err_msg=token)
+
+    for tower in ("ctr", "cvr"):  # every DCN variable (cross kernels and biases, the MLP, the head) carried
+        before, after = day1.towers[tower].variables, day2.towers[tower].variables  # in build order (names
+        assert [v.shape for v in before] == [v.shape for v in after]            # carry Keras' counters)
+        assert sum(f"{tower}_cross" in v.name for v in after) == 4  # 2 Cross layers × (kernel, bias)
+        for old_v, new_v in zip(before, after):
+            np.testing.assert_allclose(new_v.numpy(), old_v.numpy(), atol=1e-5, err_msg=f"{tower}: {new_v.name}")
+    report = json.loads((tmp_path / "dcn2" / "warm_start.json").read_text())
+    user = report["tables"]["user_id"]
+    assert (user["carried"], user["new"], user["dropped"], user["oov_buckets_carried"]) == (20, 10, 10, 1)
+    assert report["tower_variables_carried"] == sum(len(day1.towers[t].variables) for t in ("ctr", "cvr"))
+
+    version = workflow.export(configs[2], days[2]["data"], tmp_path / "dcn2", tmp_path / "serving", model=day2)
+    assert serve_check(version)["warmup_requests"] >= 1
+
+
+def test_warm_start_on_an_mf_backbone_moves_the_id_biases_with_their_tokens(days, tmp_path):
+    """On the mf backbone each tower holds a bias per user and per item (b_u, b_i, tables of the vocabulary's
+    size): the warm start remaps them by token like the embedding rows (new ids: the fresh zero bias), instead
+    of copying them by index with the rest of the tower."""
+    configs = {d: _on_backbone(days[d]["config"], "mf") for d in (1, 2)}
+    day1 = workflow.train(configs[1], days[1]["data"], tmp_path / "mf1")
+    day2 = workflow.train(configs[2], days[2]["data"], tmp_path / "mf2", warm_start_from=tmp_path / "mf1")
+    old, _ = _rows(day1, days[1]["data"])
+    new, _ = _rows(day2, days[2]["data"])
+    for token in (f"u{u}" for u in range(10, 30)):
+        np.testing.assert_allclose(new[token], old[token], atol=1e-5, err_msg=token)
+    old_ids = {t.decode(): i for i, t in enumerate(read_vocabulary(f"{days[1]['data']}/transform_fn/assets/user_id"))}
+    new_ids = {t.decode(): i for i, t in enumerate(read_vocabulary(f"{days[2]['data']}/transform_fn/assets/user_id"))}
+    for tower in ("ctr", "cvr"):
+        before = day1.towers[tower].score.user_bias.embeddings.numpy()[:, 0]
+        after = day2.towers[tower].score.user_bias.embeddings.numpy()[:, 0]
+        assert np.abs(before).max() > 1e-3  # trained on day 1
+        for token, i in new_ids.items():
+            expected = before[old_ids[token]] if token in old_ids else 0.0
+            assert after[i] == pytest.approx(expected, abs=1e-5), (tower, token)
+    report = json.loads((tmp_path / "mf2" / "warm_start.json").read_text())
+    b_u = report["tower_id_tables"]["ctr_mf/b_u"]
+    assert (b_u["feature"], b_u["carried"], b_u["new"], b_u["dropped"]) == ("user_id", 20, 10, 10)

@@ -38,10 +38,25 @@ class CrossModelTracingFilter(logging.Filter):
         return not ("triggered tf.function retracing" in message and "Model.make_" in message)
 
 
+class ParameterServerMetricsFilter(logging.Filter):
+    """Drops Keras' "Could not get Model metric results. Using the results of last step function could lead to
+    incorrect results when used with ParameterServerStrategy", logged twice per epoch under parameter_server.
+
+    Keras re-reads the model's metrics at the end of an epoch only when their names are the train step's logs';
+    ours are not (the validation metrics are updated in test_step only), so the epoch's logs are the last
+    scheduled step's: the running means of the worker that ran it, which is what docs/distributed.md says they
+    are. Nothing to act on; the exact evaluation runs after training.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Could not get Model metric results" not in record.getMessage()
+
+
 def _quiet_cross_model_tracing() -> None:
     tf_logger = logging.getLogger("tensorflow")
-    if not any(isinstance(f, CrossModelTracingFilter) for f in tf_logger.filters):
-        tf_logger.addFilter(CrossModelTracingFilter())
+    for kind in (CrossModelTracingFilter, ParameterServerMetricsFilter):
+        if not any(isinstance(f, kind) for f in tf_logger.filters):
+            tf_logger.addFilter(kind())
 
 
 def keras_fit(model, data: TrainingData, model_dir: Path) -> None:
@@ -82,9 +97,11 @@ def check_monitor(model, cfg: TrainConfig) -> None:
 
 
 def _callbacks(name: str, cfg: TrainConfig, model_dir: Path) -> list[tf_keras.callbacks.Callback]:
+    from trainer.distribute import is_chief
+    chief = is_chief(tf.distribute.get_strategy())  # a non-chief multi_worker_mirrored worker: no TensorBoard
     callbacks = [
         StopOnNonFiniteLoss(),
-        ProgressCallback(Progress(name, model_dir, total_epochs=cfg.epochs), cfg.batch_size),
+        ProgressCallback(Progress(name, model_dir if chief else None, total_epochs=cfg.epochs), cfg.batch_size),
         tf_keras.callbacks.BackupAndRestore(str(model_dir / "backup")),
     ]
     if cfg.early_stopping_patience:

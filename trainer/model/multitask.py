@@ -93,7 +93,12 @@ class MultiTaskModel(tf_keras.Model):
             grads = tape.gradient(total, variables)
             self.optimizer.apply_gradients(
                 (self._maybe_dense(g), v) for g, v in zip(grads, variables) if g is not None)
-        return self._track(terms)
+        logs = self._track(terms)
+        if replicas > 1 and self.distribute_reduction_method != "first":
+            # Keras sums what each replica's step returns ("auto" is "sum" off TPUs), and a tracker read in a
+            # replica is that replica's running mean: each returns its share, so the logs are the mean
+            return {name: value / replicas for name, value in logs.items()}
+        return logs
 
     def test_step(self, batch):
         y, logits = self.labels(batch), self(batch, training=False)
