@@ -30,4 +30,5 @@ class TwoStage:
         keras_fit(model, TrainingData(dataclasses.replace(spec, train=stage1), data.data_dir),
                   Path(model_dir) / "propensity")
         self.updates = tuple(Update(u.loss, tuple(t for t in (u.towers or self.towers) if t != "ctr")) for u in own)
+        model.train_function = None  # Keras keeps stage 1's traced step (its updates) across fit calls: retrace
         keras_fit(model, data, model_dir)

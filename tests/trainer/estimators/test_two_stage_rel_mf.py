@@ -23,13 +23,16 @@ def test_two_stage_fits_only_the_propensity_tower_then_everything_but_it(name, m
     ctr = ids([model.towers["ctr"], model.embeddings["propensity"]])
     moved = []
 
-    def fake_fit(m, data, model_dir):
-        m.compile(optimizer=tf_keras.optimizers.legacy.Adam(0.1), run_eagerly=True)
+    def fit_on_the_batch(m, data, model_dir):
+        """keras_fit on one batch: compiled once (as keras_fit does), a traced ``Model.fit`` per stage,
+        so a train function cached from stage 1 would train stage 1's variables again in stage 2."""
+        if m.optimizer is None:
+            m.compile(optimizer=tf_keras.optimizers.legacy.Adam(0.1))
         before = [v.numpy().copy() for v in m.trainable_variables]
-        m.train_step(batch)
+        m.fit(tf.data.Dataset.from_tensors(batch), epochs=1, verbose=0)
         moved.append({id(v) for b, v in zip(before, m.trainable_variables) if not np.allclose(b, v.numpy())})
 
-    monkeypatch.setattr("trainer.model.keras_fit.keras_fit", fake_fit)
+    monkeypatch.setattr("trainer.model.keras_fit.keras_fit", fit_on_the_batch)
 
     config = _config(name)
     spec = TrainerSpec(tuple(config.features), config.labels, config.model)
