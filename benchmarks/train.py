@@ -1,7 +1,7 @@
 """Training throughput: ESMM and Multi-DR with the seed-003 Ali-CCP architecture, from TFRecord shards.
 
     .venv/bin/python benchmarks/train.py [--rows 300000] [--epochs 3] [--workdir DIR] [--models esmm,multi_dr]
-        [--backbones mlp,dcn,mmoe] [--deepctr DIR]
+        [--backbones mlp,dcn,mmoe] [--cache-records] [--in-memory] [--deepctr DIR]
 
 Architecture (seed 003 §4.5.1): 20 categorical fields × 18-dim embeddings, one table per field;
 towers 512-256-128-32-1; batch 1024; legacy (fused) Adam, lr 2e-4; embedding gradients densified
@@ -34,6 +34,9 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from ctrcvr.console import import_tensorflow_quietly  # noqa: E402
+
+import_tensorflow_quietly()  # no native start-up noise in the benchmark's output
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
@@ -111,16 +114,18 @@ def _int(v) -> tf.train.Feature:
 
 
 def benchmark(name: str, files: list[str], rows: int, epochs: int, in_memory: bool = False,
-              input_threads: Optional[int] = 1, steps_per_execution: int = 1, backbone: str = "mlp") -> dict:
+              input_threads: Optional[int] = 1, steps_per_execution: int = 1, backbone: str = "mlp",
+              cache_records: bool = False) -> dict:
     config = config_from_dict({
         "features": [{"name": f, "kind": "categorical"} for f in FIELDS],
         "model": {"name": name, "embedding_dim": 18, "tower": {"units": [512, 256, 128, 32]},
                   "backbone": backbone},
         "train": {"batch_size": 1024, "learning_rate": 2e-4, "dense_embedding_gradients": True,
-                  "input_threads": input_threads}})
+                  "input_threads": input_threads, "cache_records": cache_records}})
     spec = {f"{f}_xf": tf.io.FixedLenFeature([], tf.int64) for f in FIELDS}
     spec.update(click=tf.io.FixedLenFeature([], tf.int64), conversion=tf.io.FixedLenFeature([], tf.int64))
-    dataset = make_dataset(files, spec, 1024, config.train.shuffle_buffer, seed=0, drop_remainder=True)
+    dataset = make_dataset(files, spec, 1024, config.train.shuffle_buffer, seed=0, drop_remainder=True,
+                           cache=config.train.cache_records)
     dataset = dataset.with_options(input_options(config.train))
     if in_memory:  # parsed batches cached by the warm-up epoch: the model step alone, for reference
         dataset = dataset.cache()
@@ -210,6 +215,9 @@ def main() -> None:
                         help="train.input_threads (0 = TensorFlow's shared pool); default 1")
     parser.add_argument("--in-memory", action="store_true",
                         help="also time each model on parsed batches cached in memory (no input pipeline)")
+    parser.add_argument("--cache-records", action="store_true",
+                        help="also time each model from TFRecords with train.cache_records (the serialized "
+                             "records kept in memory after the warm-up epoch; later epochs still reshuffle)")
     parser.add_argument("--steps-per-execution", type=int, default=1,
                         help="Keras steps_per_execution: train steps per tf.function call (default 1)")
     parser.add_argument("--deepctr", metavar="DIR",
@@ -230,11 +238,13 @@ def main() -> None:
         results = []
         runs = [(n, b) for n in args.models.split(",") for b in args.backbones.split(",")]
         for name, backbone in runs:
-            for in_memory in (False, True) if args.in_memory else (False,):
+            sources = [("tfrecords", False, False)] + [("tfr+cache", False, True)] * args.cache_records \
+                + [("memory", True, False)] * args.in_memory
+            for source, in_memory, cache in sources:
                 r = benchmark(name, files, args.rows, args.epochs, in_memory, args.input_threads or None,
-                              args.steps_per_execution, backbone)
+                              args.steps_per_execution, backbone, cache)
                 gflops = r["examples_per_s"] * r["train_flop_per_example"] / 1e9
-                r.update(source="memory" if in_memory else "tfrecords", tower_gflop_per_s=gflops,
+                r.update(source=source, tower_gflop_per_s=gflops,
                          fraction_of_ceiling=gflops / ceiling, ceiling_gflop_per_s=ceiling,
                          fraction_of_in_graph_ceiling=gflops / ceilings["in_graph"],
                          in_graph_ceiling_gflop_per_s=ceilings["in_graph"])

@@ -140,6 +140,11 @@ class TrainConfig(Section):
         None, ge=1, description="give the tf.data input pipeline a private pool of this many threads (one "
         "per op): on a 2-core machine 1 stops it competing with the train step (ESMM at the seed-003 size "
         "went from ~14k to ~23k examples/s); null = TensorFlow's shared pool")
+    cache_records: bool = Field(
+        False, description="keep the train split's serialized records in memory after the first epoch: later "
+        "epochs skip reading and un-gzipping the shards (the larger part of the input cost: 78k -> 320k "
+        "examples/s on one thread at the seed-003 size) and still reshuffle every epoch; for a train split "
+        "that fits in RAM (about its gzip size x 3-5)")
     distribution: Strategy = Field(
         "none", description="tf.distribute strategy: none, mirrored (local devices), multi_worker_mirrored "
         "(tables copied on every worker), parameter_server (tables sharded over the PS tasks); the cluster "

@@ -34,15 +34,19 @@ def has_split(data_dir, split: str) -> bool:
 
 def make_dataset(files: list[str], feature_spec: Mapping[str, tf.io.FixedLenFeature], batch_size: int,
                  shuffle_buffer: int = 0, seed: Optional[int] = None, repeat: bool = False,
-                 drop_remainder: bool = False, deterministic: bool = False) -> tf.data.Dataset:
+                 drop_remainder: bool = False, deterministic: bool = False, cache: bool = False) -> tf.data.Dataset:
     """Batches of parsed feature dicts; shuffling interleaves shards and then records (in whatever order
-    shards are read, unless ``deterministic``: then the order is a function of ``seed`` alone)."""
+    shards are read, unless ``deterministic``: then the order is a function of ``seed`` alone).
+    ``cache``: the serialized records are kept in memory after the first pass (read and un-gzipped once;
+    the shard order of later epochs is the first one's, the record shuffle still changes every epoch)."""
     files_ds = tf.data.Dataset.from_tensor_slices(files)
     if shuffle_buffer:
         files_ds = files_ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
     ds = files_ds.interleave(lambda f: tf.data.TFRecordDataset(f, compression_type="GZIP"),
                              cycle_length=min(4, len(files)), num_parallel_calls=tf.data.AUTOTUNE,
                              deterministic=deterministic or not shuffle_buffer)
+    if cache:
+        ds = ds.cache()
     if shuffle_buffer:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if repeat:
@@ -100,7 +104,8 @@ class TrainingData:
             return (ds.repeat() if repeat else ds).with_options(input_options(cfg))
         ds = make_dataset(split_files(self.data_dir, self._shards(split)), self.feature_spec, batch_size,
                           cfg.shuffle_buffer if shuffle else 0, seed=self.spec.seed, repeat=repeat,
-                          deterministic=cfg.deterministic or deterministic)
+                          deterministic=cfg.deterministic or deterministic,
+                          cache=cfg.cache_records and split == "train")
         keep = self._slice(split)
         if keep is not None:
             ds = (ds.map(keep).unbatch().filter(lambda row: row["_keep"])
