@@ -17,6 +17,9 @@ import time
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
+from ctrcvr.console import import_tensorflow_quietly  # noqa: E402
+
+import_tensorflow_quietly()  # no native start-up noise in the benchmark's output
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
