@@ -274,8 +274,16 @@ def _local_model(data, estimator, backbone="mlp"):
 
 @pytest.fixture(scope="module")
 def cluster():
-    with LocalCluster(workers=2, ps=2) as running:
-        yield running
+    """Real servers for the whole module, left running at its end: this process's TensorFlow context keeps
+    functions registered on them until the interpreter exits, and unregistering them from servers already
+    stopped logs one gRPC error per function. The servers watch this process and exit with it."""
+    running = LocalCluster(workers=2, ps=2)
+    try:
+        running.start()
+    except BaseException:
+        running.stop()
+        raise
+    yield running
 
 
 @pytest.mark.parametrize("estimator", ["esmm", "joint_learning_dr"])  # one update per step, and two
