@@ -115,12 +115,12 @@ def _int(v) -> tf.train.Feature:
 
 def benchmark(name: str, files: list[str], rows: int, epochs: int, in_memory: bool = False,
               input_threads: Optional[int] = 1, steps_per_execution: int = 1, backbone: str = "mlp",
-              cache_records: bool = False) -> dict:
+              cache_records: bool = False, dense_gradients: bool = True) -> dict:
     config = config_from_dict({
         "features": [{"name": f, "kind": "categorical"} for f in FIELDS],
         "model": {"name": name, "embedding_dim": 18, "tower": {"units": [512, 256, 128, 32]},
                   "backbone": backbone},
-        "train": {"batch_size": 1024, "learning_rate": 2e-4, "dense_embedding_gradients": True,
+        "train": {"batch_size": 1024, "learning_rate": 2e-4, "dense_embedding_gradients": dense_gradients,
                   "input_threads": input_threads, "cache_records": cache_records}})
     spec = {f"{f}_xf": tf.io.FixedLenFeature([], tf.int64) for f in FIELDS}
     spec.update(click=tf.io.FixedLenFeature([], tf.int64), conversion=tf.io.FixedLenFeature([], tf.int64))
@@ -218,6 +218,8 @@ def main() -> None:
     parser.add_argument("--cache-records", action="store_true",
                         help="also time each model from TFRecords with train.cache_records (the serialized "
                              "records kept in memory after the warm-up epoch; later epochs still reshuffle)")
+    parser.add_argument("--sparse-embedding-gradients", action="store_true",
+                        help="train.dense_embedding_gradients: false (IndexedSlices to Adam) instead of true")
     parser.add_argument("--steps-per-execution", type=int, default=1,
                         help="Keras steps_per_execution: train steps per tf.function call (default 1)")
     parser.add_argument("--deepctr", metavar="DIR",
@@ -242,7 +244,7 @@ def main() -> None:
                 + [("memory", True, False)] * args.in_memory
             for source, in_memory, cache in sources:
                 r = benchmark(name, files, args.rows, args.epochs, in_memory, args.input_threads or None,
-                              args.steps_per_execution, backbone, cache)
+                              args.steps_per_execution, backbone, cache, not args.sparse_embedding_gradients)
                 gflops = r["examples_per_s"] * r["train_flop_per_example"] / 1e9
                 r.update(source=source, tower_gflop_per_s=gflops,
                          fraction_of_ceiling=gflops / ceiling, ceiling_gflop_per_s=ceiling,
