@@ -144,8 +144,13 @@ def fit_inputs(model, data: TrainingData) -> FitInputs:
                            for split, batch in (("train", cfg.batch_size), ("eval", eval_batch))),
                          cfg.steps_per_epoch, None)
     if not is_parameter_server(strategy):
-        return FitInputs(data.dataset("train", cfg.batch_size, shuffle=True, repeat=cfg.steps_per_epoch is not None),
-                         data.dataset("eval", eval_batch), cfg.steps_per_epoch, None)
+        train = data.dataset("train", cfg.batch_size, shuffle=True, repeat=cfg.steps_per_epoch is not None)
+        evaluation = data.dataset("eval", eval_batch)
+        if cfg.steps_per_execution > 1:  # Keras runs several steps per call only on datasets of known size
+            if cfg.steps_per_epoch is None:
+                train = train.apply(tf.data.experimental.assert_cardinality(_batches(data, "train", train)))
+            evaluation = evaluation.apply(tf.data.experimental.assert_cardinality(_batches(data, "eval", evaluation)))
+        return FitInputs(train, evaluation, cfg.steps_per_epoch, None)
     rows = split_rows(data.data_dir)
     steps = cfg.steps_per_epoch or max(1, math.ceil(rows.get("train", 0) / cfg.batch_size))
     validation_steps = max(1, math.ceil(rows.get("eval", 0) / eval_batch))
@@ -153,6 +158,16 @@ def fit_inputs(model, data: TrainingData) -> FitInputs:
     return FitInputs(creator(functools.partial(worker_dataset, data, "train", cfg.batch_size, True)),
                      creator(functools.partial(worker_dataset, data, "eval", eval_batch, False)),
                      steps, validation_steps)
+
+
+def _batches(data: TrainingData, split: str, dataset: tf.data.Dataset) -> int:
+    """Batches in one pass over ``split`` (for ``train.steps_per_execution``): tf.data's own count when it knows
+    it (full-matrix blocks), else ⌈rows / batch⌉ from the preprocess report, which tf.data checks as it runs."""
+    known = int(dataset.cardinality())
+    if known >= 0:
+        return known
+    batch = data.spec.train.batch_size if split == "train" else data.spec.eval.batch_size
+    return max(1, math.ceil(split_rows(data.data_dir).get(split, 0) / batch))
 
 
 def _sharded(data: TrainingData, split: str, batch_size: int, workers: int, shuffle: bool,

@@ -45,8 +45,9 @@ class Progress:
         self._start = self._last = time.time()
         self._steps, self._examples, self._total_steps = 0, 0, steps
 
-    def step(self, examples: int, terms: Mapping) -> None:
-        self._steps += 1
+    def step(self, examples: int, terms: Mapping, steps: int = 1) -> None:
+        """``steps`` train steps of ``examples`` examples in all have run since the last call."""
+        self._steps += steps
         self._examples += examples
         now = time.time()
         if now - self._last >= self._every:
@@ -94,9 +95,12 @@ class ProgressCallback(tf_keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._progress.at_epoch(epoch)  # Keras' own epoch index: a resumed fit starts after its backup's
         self._progress.start_epoch(steps=(self.params or {}).get("steps") or self._steps)
+        self._seen = 0
 
     def on_train_batch_end(self, batch, logs=None):
-        self._progress.step(self._batch_size, logs or {})
+        # ``batch`` is the index of the last step run: with train.steps_per_execution = N, every N-th
+        done, self._seen = batch + 1 - self._seen, batch + 1
+        self._progress.step(self._batch_size * done, logs or {}, steps=done)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}

@@ -105,3 +105,22 @@ def test_help_of_the_cli_and_of_every_command_renders():
         with pytest.raises(SystemExit) as exit_info:
             parser.parse_args(argv)
         assert exit_info.value.code == 0, argv
+
+
+def test_steps_per_execution_runs_every_step_in_fewer_calls(tiny_run, tmp_path, caplog):
+    """train.steps_per_execution = 4: the compiled step runs 4 train steps per call, every step of every
+    epoch still updates the model (the optimiser's step count is the epochs' batches), and the metrics match
+    the report's rows (the splits' sizes come from it)."""
+    from ctrcvr import workflow
+    from trainer.data import TrainingData
+    config = tiny_run["config"]
+    config = config.model_copy(update={"train": config.train.model_copy(update={"steps_per_execution": 4,
+                                                                               "epochs": 2})})
+    data_dir = tiny_run["dir"] / "data" / "transformed"
+    with caplog.at_level("INFO", logger="trainer"):
+        model = workflow.train(config, data_dir, tmp_path / "model")
+    steps = sum(1 for _ in TrainingData(workflow.trainer_spec(config), data_dir).dataset("train", config.train.batch_size))
+    assert int(model._steps_per_execution.numpy()) == 4 and steps > 4
+    assert int(model.optimizer.iterations.numpy()) == 2 * steps * len(model.estimator.updates)
+    done = [r.getMessage() for r in caplog.records if " done in " in r.getMessage()]
+    assert len(done) == 2 and all(f"({steps} steps," in line for line in done), done  # progress counts every step

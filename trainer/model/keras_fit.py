@@ -67,7 +67,7 @@ def keras_fit(model, data: TrainingData, model_dir: Path) -> None:
     inputs = fit_inputs(model, data)  # datasets, or per-worker dataset functions under parameter_server
     if model.optimizer is None:  # a warm-started model comes compiled, its optimiser state carried over
         with model.distribute_strategy.scope():
-            model.compile(optimizer=make_optimizer(cfg))
+            model.compile(optimizer=make_optimizer(cfg), steps_per_execution=cfg.steps_per_execution)
     if not tf.distribute.has_strategy():
         _trace_test_function(model, inputs.eval)
     log.info("training %s: %d epoch(s), batch %d, lr %g", model.name, cfg.epochs, cfg.batch_size, cfg.learning_rate)
