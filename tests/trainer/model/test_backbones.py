@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from tests.trainer.model.fitting import changed_variables, fit_one_epoch
+from tests.trainer.model.fitting import changed_variables, estimator_knobs, fit_one_epoch, random_batch
 from ctrcvr.config import config_from_dict
 from trainer.estimators import ESTIMATORS, get_estimator
 from trainer.estimators.interface import MultiTaskEstimator
@@ -125,13 +125,8 @@ def test_mf_needs_declared_user_and_item_features():
 @pytest.mark.parametrize("name", CVR_FAMILY)
 def test_every_cvr_estimator_trains_one_tiny_epoch_on_mf(name):
     tf_keras.utils.set_random_seed(0)
-    knobs = {"bmse": {"phi": "K"}, "ipw": {"max_weight": 20.0}}
-    model = _model(_config(name, **{k: v for k, v in knobs.items() if get_estimator(name).reads(k)}))
-    rng = np.random.default_rng(0)
-    o = (rng.random(32) < 0.4).astype(np.int64)
-    batch = _batch(rng.integers(0, 3, 32), rng.integers(0, 2, 32), o, o * (rng.random(32) < 0.5))
-    if get_estimator(name).needs_potential_outcome:
-        batch["gt_conversion"] = tf.cast(batch["conversion"], tf.float32)
+    model = _model(_config(name, **estimator_knobs(name)))
+    batch = random_batch(name, _batch, 32, 0.4)
     before, loss = fit_one_epoch(model, batch)
     assert np.isfinite(loss).all()
     changed = changed_variables(model, before)

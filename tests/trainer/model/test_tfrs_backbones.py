@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from tests.trainer.model.fitting import changed_variables, fit_one_epoch
+from tests.trainer.model.fitting import changed_variables, estimator_knobs, fit_one_epoch, random_batch
 from ctrcvr.config import config_from_dict
 from trainer.estimators import ESTIMATORS, get_estimator
 from trainer.estimators.easq.layers import MixtureOfExperts, SoftmaxRouter
@@ -215,13 +215,8 @@ def test_dlrm_needs_one_size_for_every_field_vector():
 @pytest.mark.parametrize("name", FAMILY)
 def test_every_estimator_trains_one_tiny_epoch(name, backbone):
     tf_keras.utils.set_random_seed(0)
-    knobs = {"bmse": {"phi": "K"}, "ipw": {"max_weight": 20.0}}
-    model = _model(_config(backbone, name, **{k: v for k, v in knobs.items() if get_estimator(name).reads(k)}))
-    rng = np.random.default_rng(0)
-    o = (rng.random(16) < 0.5).astype(np.int64)
-    batch = _batch(rng.integers(0, 3, 16), rng.integers(0, 2, 16), o, o * (rng.random(16) < 0.5))
-    if get_estimator(name).needs_potential_outcome:
-        batch["gt_conversion"] = tf.cast(batch["conversion"], tf.float32)
+    model = _model(_config(backbone, name, **estimator_knobs(name)))
+    batch = random_batch(name, _batch, 16, 0.5)
     before, loss = fit_one_epoch(model, batch)
     assert np.isfinite(loss).all()
     assert changed_variables(model, before) > 0
