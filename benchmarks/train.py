@@ -44,6 +44,7 @@ import tf_keras  # noqa: E402
 from ctrcvr.config import config_from_dict  # noqa: E402
 from trainer.estimators import get_estimator  # noqa: E402
 from trainer.data import input_options, make_dataset  # noqa: E402
+from trainer.model.keras_fit import make_optimizer  # noqa: E402
 from trainer.model.layers import FeatureEmbedding  # noqa: E402
 from trainer.model.multitask import MultiTaskModel, build_backbones  # noqa: E402
 
@@ -115,12 +116,13 @@ def _int(v) -> tf.train.Feature:
 
 def benchmark(name: str, files: list[str], rows: int, epochs: int, in_memory: bool = False,
               input_threads: Optional[int] = 1, steps_per_execution: int = 1, backbone: str = "mlp",
-              cache_records: bool = False, dense_gradients: bool = True) -> dict:
+              cache_records: bool = False, dense_gradients: bool = True, optimizer: str = "adam") -> dict:
+    gradients = {"dense_embedding_gradients": dense_gradients} if optimizer == "adam" else {}
     config = config_from_dict({
         "features": [{"name": f, "kind": "categorical"} for f in FIELDS],
         "model": {"name": name, "embedding_dim": 18, "tower": {"units": [512, 256, 128, 32]},
                   "backbone": backbone},
-        "train": {"batch_size": 1024, "learning_rate": 2e-4, "dense_embedding_gradients": dense_gradients,
+        "train": {"batch_size": 1024, "learning_rate": 2e-4, "optimizer": optimizer, **gradients,
                   "input_threads": input_threads, "cache_records": cache_records}})
     spec = {f"{f}_xf": tf.io.FixedLenFeature([], tf.int64) for f in FIELDS}
     spec.update(click=tf.io.FixedLenFeature([], tf.int64), conversion=tf.io.FixedLenFeature([], tf.int64))
@@ -132,18 +134,18 @@ def benchmark(name: str, files: list[str], rows: int, epochs: int, in_memory: bo
     sizes = {f: c + 1 for f, c in zip(FIELDS, CARDINALITIES)}
     estimator = get_estimator(name).create(config.model.switch_to(name))
     model = MultiTaskModel(lambda g: FeatureEmbedding(config.features, sizes, 18, name=f"embedding_{g}"),
-                           estimator, config.labels, config.train.dense_embedding_gradients,
+                           estimator, config.labels, config.train.densify_embedding_gradients,
                            backbones=build_backbones(estimator, config.features, sizes), name=name)
     model(next(iter(dataset)))
-    model.compile(optimizer=tf_keras.optimizers.legacy.Adam(config.train.learning_rate),
-                  steps_per_execution=steps_per_execution)
+    model.compile(optimizer=make_optimizer(config.train), steps_per_execution=steps_per_execution)
     timer = EpochTimer()
     steps = rows // 1024
     model.fit(dataset.repeat(), epochs=epochs + 1, steps_per_epoch=steps, callbacks=[timer], verbose=0)
     rates = [steps * 1024 / s for s in timer.seconds[1:]]  # epoch 1 traces and fills the shuffle buffer
     layers = {id(t): t for t in model.towers.values()}.values()  # a per-group backbone serves several towers
     macs = sum(int(np.prod(v.shape)) for t in layers for v in t.trainable_variables if "kernel" in v.name)
-    return {"model": name if backbone == "mlp" else f"{name}/{backbone}", "examples_per_s": float(np.median(rates)), "epochs_examples_per_s": rates,
+    return {"model": name if backbone == "mlp" else f"{name}/{backbone}", "optimizer": optimizer,
+            "examples_per_s": float(np.median(rates)), "epochs_examples_per_s": rates,
             "train_flop_per_example": 6 * macs, "first_epoch_s": timer.seconds[0]}
 
 
@@ -218,8 +220,10 @@ def main() -> None:
     parser.add_argument("--cache-records", action="store_true",
                         help="also time each model from TFRecords with train.cache_records (the serialized "
                              "records kept in memory after the warm-up epoch; later epochs still reshuffle)")
+    parser.add_argument("--optimizers", default="adam",
+                        help="train.optimizer values to time each model with, e.g. adam,lazy_adam (default: adam)")
     parser.add_argument("--sparse-embedding-gradients", action="store_true",
-                        help="train.dense_embedding_gradients: false (IndexedSlices to Adam) instead of true")
+                        help="adam: train.dense_embedding_gradients false (IndexedSlices to Adam) instead of true")
     parser.add_argument("--steps-per-execution", type=int, default=1,
                         help="Keras steps_per_execution: train steps per tf.function call (default 1)")
     parser.add_argument("--deepctr", metavar="DIR",
@@ -238,31 +242,33 @@ def main() -> None:
               f"{ceilings['in_graph']:.1f} GFLOP/s in one graph (stricter)", flush=True)
         print(f"input pipeline alone: {input_only(files, args.rows):,.0f} examples/s", flush=True)
         results = []
-        runs = [(n, b) for n in args.models.split(",") for b in args.backbones.split(",")]
-        for name, backbone in runs:
+        runs = [(n, b, o) for n in args.models.split(",") for b in args.backbones.split(",")
+                for o in args.optimizers.split(",")]
+        for name, backbone, optimizer in runs:
             sources = [("tfrecords", False, False)] + [("tfr+cache", False, True)] * args.cache_records \
                 + [("memory", True, False)] * args.in_memory
             for source, in_memory, cache in sources:
                 r = benchmark(name, files, args.rows, args.epochs, in_memory, args.input_threads or None,
-                              args.steps_per_execution, backbone, cache, not args.sparse_embedding_gradients)
+                              args.steps_per_execution, backbone, cache, not args.sparse_embedding_gradients,
+                              optimizer)
                 gflops = r["examples_per_s"] * r["train_flop_per_example"] / 1e9
                 r.update(source=source, tower_gflop_per_s=gflops,
                          fraction_of_ceiling=gflops / ceiling, ceiling_gflop_per_s=ceiling,
                          fraction_of_in_graph_ceiling=gflops / ceilings["in_graph"],
                          in_graph_ceiling_gflop_per_s=ceilings["in_graph"])
                 results.append(r)
-                print(f"{r['model']:10s} {r['source']:9s} {r['examples_per_s']:>9,.0f} examples/s (epochs: "
+                print(f"{r['model']:10s} {r.get('optimizer', 'adam'):9s} {r['source']:9s} {r['examples_per_s']:>9,.0f} examples/s (epochs: "
                       f"{', '.join(f'{x:,.0f}' for x in r['epochs_examples_per_s'])}), {gflops:.1f} GFLOP/s = "
                       f"{100 * r['fraction_of_ceiling']:.1f} % of the ceiling "
                       f"({100 * r['fraction_of_in_graph_ceiling']:.1f} % of the in-graph one)", flush=True)
         if args.deepctr:
             peer = deepctr_esmm(args.deepctr, files, args.rows, args.epochs)
             results.append(peer)
-            print(f"deepctr    memory    {peer['examples_per_s']:>9,.0f} examples/s (epochs: "
+            print(f"deepctr    adam      memory    {peer['examples_per_s']:>9,.0f} examples/s (epochs: "
                   f"{', '.join(f'{x:,.0f}' for x in peer['epochs_examples_per_s'])})", flush=True)
             for r in results[:-1]:
                 r["speedup_vs_deepctr_esmm"] = r["examples_per_s"] / peer["examples_per_s"]
-                print(f"{r['model']:10s} {r['source']:9s} {r['speedup_vs_deepctr_esmm']:.2f}x DeepCTR's ESMM "
+                print(f"{r['model']:10s} {r.get('optimizer', 'adam'):9s} {r['source']:9s} {r['speedup_vs_deepctr_esmm']:.2f}x DeepCTR's ESMM "
                       f"(in memory), {100 * r['fraction_of_in_graph_ceiling']:.1f} % of the in-graph ceiling")
         print(json.dumps(results, indent=2))
 

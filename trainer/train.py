@@ -64,6 +64,10 @@ def train(spec: TrainerSpec, data_dir, model_dir, cluster=None, warm_start_from=
         if strategy is not None and not getattr(estimator, "distributable", False):
             raise UserError(f"{spec.model.name} trains with its own loop, which does not run under tf.distribute; "
                             "set train.distribution: none", key="train.distribution")
+        if spec.train.optimizer != "adam" and not getattr(estimator, "distributable", False):
+            raise UserError(f"{spec.model.name} trains with its own loop and the optimiser its paper specifies; "
+                            "train.optimizer applies to the Keras multi-task estimators: remove it",
+                            key="train.optimizer")
         chief = strategy is None or _is_chief(strategy)  # a non-chief multi_worker_mirrored worker writes no outputs
         if warm_start_from is not None:
             _warm_start(estimator, model, spec, data, warm_start_from, Path(model_dir), chief)

@@ -211,7 +211,7 @@ def _previous_model(estimator, spec, data, previous: dict, previous_dir: Path):
     dims = group_dims(estimator, spec.features, sizes, spec.pair_features)
     model = MultiTaskModel(
         lambda g: FeatureEmbedding(spec.features, sizes, spec.model.embedding_dim, dims=dims.get(g), name=f"prev_{g}"),
-        estimator, spec.labels, spec.train.dense_embedding_gradients,
+        estimator, spec.labels, spec.train.densify_embedding_gradients,
         backbones=build_backbones(estimator, spec.features, sizes, spec.pair_features), name=f"previous_{estimator.name}")
     model(_zero_ids(next(iter(data.dataset("eval", 2))), spec.features))
     model.compile(optimizer=make_optimizer(spec.train))

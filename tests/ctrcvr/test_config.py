@@ -90,3 +90,16 @@ def test_ratings_keys_unobserved_split_key_list_and_the_ratings_world():
                          ({"data": {"source": "csv", "ratings": {"unobserved": 2}}}, "applies to the ratings sources")):
         with pytest.raises(ConfigError, match=message):
             config_from_dict(bad)
+
+
+def test_lazy_adam_takes_sparse_embedding_gradients(tmp_path):
+    assert config_from_dict({}).train.densify_embedding_gradients  # adam: densified by default
+    lazy = config_from_dict({"train": {"optimizer": "lazy_adam"}}).train
+    assert lazy.optimizer == "lazy_adam" and not lazy.densify_embedding_gradients
+    assert not config_from_dict({"train": {"dense_embedding_gradients": False}}).train.densify_embedding_gradients
+    path = _write(tmp_path, "lazy.yaml", {"train": {"optimizer": "lazy_adam", "dense_embedding_gradients": True}})
+    with pytest.raises(ConfigError, match=r"train\.dense_embedding_gradients.*lazy_adam") as err:
+        load_config(path)
+    assert str(path) in str(err.value)
+    with pytest.raises(ConfigError, match=r"train\.optimizer"):
+        config_from_dict({"train": {"optimizer": "sgd"}})

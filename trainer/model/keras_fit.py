@@ -77,8 +77,9 @@ def keras_fit(model, data: TrainingData, model_dir: Path) -> None:
 
 
 def make_optimizer(cfg: TrainConfig):
-    """The optimiser of every Keras fit: the legacy (fused) Adam."""
-    return tf_keras.optimizers.legacy.Adam(cfg.learning_rate)
+    """The optimiser of every Keras fit: ``train.optimizer`` at ``train.learning_rate``."""
+    from trainer.model.optimizers import make_optimizer as named_optimizer
+    return named_optimizer(cfg.optimizer, cfg.learning_rate)
 
 
 def _trace_test_function(model, eval_ds) -> None:
@@ -105,10 +106,24 @@ def _callbacks(name: str, cfg: TrainConfig, model_dir: Path) -> list[tf_keras.ca
         tf_keras.callbacks.BackupAndRestore(str(model_dir / "backup")),
     ]
     if cfg.early_stopping_patience:
-        callbacks.append(tf_keras.callbacks.EarlyStopping(
+        callbacks.append(LoggedEarlyStopping(
             monitor=cfg.early_stopping_monitor, patience=cfg.early_stopping_patience,
-            mode="min", restore_best_weights=True, verbose=1))
+            mode="min", restore_best_weights=True))
     return callbacks
+
+
+class LoggedEarlyStopping(tf_keras.callbacks.EarlyStopping):
+    """Keras' early stopping (best weights restored), saying what it did in the trainer's log, not on
+    bare stdout lines."""
+
+    def on_train_end(self, logs=None):
+        if self.stopped_epoch > 0:
+            log.info("early stopping after epoch %d: %s has not improved for %d epoch(s)",
+                     self.stopped_epoch + 1, self.monitor, self.patience)
+        if self.best_weights is not None:
+            log.info("keeping the weights of epoch %d, the best %s (%.4g)", self.best_epoch + 1, self.monitor,
+                     self.best)
+        super().on_train_end(logs)
 
 
 class StopOnNonFiniteLoss(tf_keras.callbacks.Callback):

@@ -175,7 +175,7 @@ def build_multitask_model(estimator, data: "TrainingData") -> MultiTaskModel:
         name = "embedding" if group == SHARED else f"embedding_{group}"
         return FeatureEmbedding(spec.features, sizes, estimator.params.embedding_dim, dims=dims.get(group), name=name)
 
-    model = MultiTaskModel(make_embedding, estimator, spec.labels, spec.train.dense_embedding_gradients,
+    model = MultiTaskModel(make_embedding, estimator, spec.labels, spec.train.densify_embedding_gradients,
                            backbones=build_backbones(estimator, spec.features, sizes, spec.pair_features),
                            name=estimator.name)
     model(next(iter(data.dataset("eval", 2))))  # build the variables (weights load, BackupAndRestore)

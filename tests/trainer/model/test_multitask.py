@@ -139,3 +139,22 @@ def test_early_stopping_monitor_must_be_a_reported_validation_metric():
     bad.train.early_stopping_monitor = "val_ctcvr"  # a term ESMM reports, not Multi-IPW
     with pytest.raises(ValueError, match="val_ctcvr_logloss"):
         check_monitor(_model(bad), bad.train)
+
+
+def test_early_stopping_reports_in_the_log_not_on_stdout(caplog, capsys):
+    """The best epoch's weights are restored and said so through the trainer's log (no bare Keras prints)."""
+    import logging
+
+    import numpy as np
+    import tf_keras
+
+    from trainer.model.keras_fit import LoggedEarlyStopping
+    model = tf_keras.Sequential([tf_keras.layers.Dense(1, input_shape=(1,))])
+    model.compile(optimizer=tf_keras.optimizers.legacy.SGD(0.0), loss="mse")  # no progress: stops at once
+    x = np.ones((8, 1), np.float32)
+    with caplog.at_level(logging.INFO, logger="trainer"):
+        model.fit(x, x, validation_data=(x, x), epochs=5, verbose=0,
+                  callbacks=[LoggedEarlyStopping(monitor="val_loss", patience=1, restore_best_weights=True)])
+    assert "early stopping after epoch 2: val_loss has not improved for 1 epoch(s)" in caplog.text
+    assert "keeping the weights of epoch 1, the best val_loss" in caplog.text
+    assert capsys.readouterr().out == ""
