@@ -55,6 +55,9 @@ def main(argv=None) -> int:
     _setup_logging(args.log_level, args.command)
     try:
         config = load_config(args.config, args.set) if args.needs_config else None
+        if config is not None:  # before preprocessing or training runs an op: the pools are fixed then
+            from trainer.threads import apply_op_threads
+            apply_op_threads(config.train)
         check_data_dir(getattr(args, "data_dir", None))
         return args.handler(args, config) or 0
     except KeyboardInterrupt:

@@ -9,6 +9,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import glob
+import json
+import logging
+import os
+import time
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
@@ -17,7 +21,10 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from trainer.config import TrainConfig, TrainerSpec
+from transforms.errors import UserError
 from transforms.schema import cardinality, transformed_name
+
+log = logging.getLogger("trainer")
 
 
 def split_files(data_dir, split: str) -> list[str]:
@@ -30,6 +37,28 @@ def split_files(data_dir, split: str) -> list[str]:
 
 def has_split(data_dir, split: str) -> bool:
     return any(Path(data_dir, split).glob("*.tfrecord.gz"))
+
+
+def split_rows(data_dir) -> dict[str, int]:
+    """Rows per split, from the preprocess report (``report.json``); empty when there is none."""
+    path = Path(data_dir) / "report.json"
+    if not path.is_file():
+        return {}
+    return {split: s["rows"] for split, s in json.loads(path.read_text())["splits"].items()}
+
+
+def physical_memory() -> int:
+    """This machine's RAM in bytes (0 when the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def _tensor_bytes(column) -> int:
+    if isinstance(column, tf.RaggedTensor):
+        return _tensor_bytes(column.flat_values) + sum(_tensor_bytes(s) for s in column.nested_row_splits)
+    return int(np.prod(column.shape)) * column.dtype.size
 
 
 def make_dataset(files: list[str], feature_spec: Mapping[str, tf.io.FixedLenFeature], batch_size: int,
@@ -54,6 +83,66 @@ def make_dataset(files: list[str], feature_spec: Mapping[str, tf.io.FixedLenFeat
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     ds = ds.map(lambda records: tf.io.parse_example(records, feature_spec), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def load_examples(files: list[str], feature_spec: Mapping[str, object], batch_size: int = 65_536) -> dict:
+    """Every record of ``files`` parsed, as one tensor per column (a ``tf.RaggedTensor`` for a
+    variable-length feature), in file order: what :func:`in_memory_dataset` batches from."""
+    parts: dict[str, list] = {k: [] for k in feature_spec}
+    for batch in make_dataset(files, feature_spec, batch_size):
+        for k, v in batch.items():
+            parts[k].append(tf.RaggedTensor.from_sparse(v) if isinstance(v, tf.SparseTensor) else v)
+    return {k: tf.concat(v, axis=0) for k, v in parts.items()}
+
+
+def in_memory_dataset(columns: Mapping[str, tf.Tensor], batch_size: int, seed: int, repeat: bool = False,
+                      drop_remainder: bool = False) -> tf.data.Dataset:
+    """``train.cache_examples``: batches gathered from parsed columns in memory, in a new random order (a full
+    permutation of the rows, not a shuffle buffer) on every pass. Pass k's order is a function of ``seed``
+    and k alone, so every multi_worker_mirrored worker sees the same batches and keeps its share (DATA
+    sharding). Ragged columns come out as ``tf.SparseTensor``, as ``tf.io.parse_example`` gives them."""
+    rows = int(next(iter(columns.values())).shape[0])
+    full = rows // batch_size * batch_size
+
+    def one_pass(pass_seed):
+        order = tf.random.experimental.stateless_shuffle(tf.range(rows, dtype=tf.int64),
+                                                         seed=tf.stack([pass_seed, tf.constant(seed, tf.int64)]))
+        batches = tf.data.Dataset.from_tensor_slices(tf.reshape(order[:full], [-1, batch_size]))
+        if full < rows and not drop_remainder:
+            batches = batches.concatenate(tf.data.Dataset.from_tensors(order[full:]))
+        return batches
+
+    def gather(index):
+        out = {}
+        for name, column in columns.items():
+            picked = tf.gather(column, index)
+            out[name] = picked.to_sparse() if isinstance(picked, tf.RaggedTensor) else picked
+        return out
+
+    passes = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    ds = (passes if repeat else passes.take(1)).flat_map(one_pass)
+    return ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def examples_bytes(feature_spec: Mapping[str, object], rows: int) -> int:
+    """Memory of ``rows`` parsed rows' fixed-length columns (variable-length ones not counted)."""
+    per_row = sum(tf.as_dtype(f.dtype).size * int(np.prod(f.shape or [1])) for f in feature_spec.values()
+                  if isinstance(f, tf.io.FixedLenFeature))
+    return per_row * rows
+
+
+def check_examples_fit(feature_spec: Mapping[str, object], rows: int, memory: Optional[int] = None) -> None:
+    """``train.cache_examples``: a clear error, before loading, when ``rows`` parsed rows would take more than
+    half of ``memory`` (default: this machine's RAM; unknown RAM is not checked)."""
+    need, have = examples_bytes(feature_spec, rows), physical_memory() if memory is None else memory
+    if have and need > have / 2:
+        raise UserError(f"the train split's {rows:,} parsed rows need about {_size(need)}, more than half of "
+                        f"this machine's {_size(have)}: turn train.cache_examples off (or use "
+                        "train.cache_records, the compressed records)", key="train.cache_examples")
+
+
+def _size(n: int) -> str:
+    return f"{n / 2 ** 30:.1f} GiB" if n >= 2 ** 30 else f"{n / 2 ** 20:.1f} MiB" if n >= 2 ** 20 else f"{n:,} bytes"
 
 
 def input_options(cfg: TrainConfig) -> tf.data.Options:
@@ -102,6 +191,9 @@ class TrainingData:
         if split == "train" and cfg.input == "full_matrix":
             ds = self.full_matrix(shuffle=shuffle)
             return (ds.repeat() if repeat else ds).with_options(input_options(cfg))
+        if split == "train" and shuffle and cfg.cache_examples:
+            ds = in_memory_dataset(self.cached_examples, batch_size, self.spec.seed, repeat=repeat)
+            return ds.with_options(input_options(cfg))
         ds = make_dataset(split_files(self.data_dir, self._shards(split)), self.feature_spec, batch_size,
                           cfg.shuffle_buffer if shuffle else 0, seed=self.spec.seed, repeat=repeat,
                           deterministic=cfg.deterministic or deterministic,
@@ -111,6 +203,21 @@ class TrainingData:
             ds = (ds.map(keep).unbatch().filter(lambda row: row["_keep"])
                   .map(lambda row: {k: v for k, v in row.items() if k != "_keep"}).batch(batch_size))
         return ds.with_options(input_options(cfg))
+
+    @functools.cached_property
+    def cached_examples(self) -> dict:
+        """``train.cache_examples``: the train split parsed into memory once (every fit of this data reuses
+        it), after checking its estimated size against the machine's memory."""
+        rows = split_rows(self.data_dir).get("train")
+        if rows is not None:
+            check_examples_fit(self.feature_spec, rows)
+        started = time.perf_counter()
+        columns = load_examples(split_files(self.data_dir, "train"), self.feature_spec)
+        size = sum(_tensor_bytes(c) for c in columns.values())
+        log.info("train.cache_examples: %s train rows, %d columns parsed into memory (%.1f MB) in %.1fs",
+                 f"{int(next(iter(columns.values())).shape[0]):,}", len(columns), size / 1e6,
+                 time.perf_counter() - started)
+        return columns
 
     def has_split(self, split: str) -> bool:
         if split == "validation":

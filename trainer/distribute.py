@@ -35,6 +35,7 @@ import tf_keras
 
 from trainer.config import TrainConfig
 from trainer.data import TrainingData, input_options, make_dataset, split_files
+from trainer.data import split_rows as report_rows
 from trainer.distribute_settings import writes_outputs
 from transforms.errors import UserError
 
@@ -179,8 +180,10 @@ def _sharded(data: TrainingData, split: str, batch_size: int, workers: int, shuf
     policy = tf.data.experimental.AutoShardPolicy
     files = split_files(data.data_dir, split)
     options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = policy.FILE if len(files) >= workers else policy.DATA
-    if len(files) < workers:
+    in_memory = split == "train" and shuffle and data.spec.train.cache_examples  # no files to shard: DATA
+    options.experimental_distribute.auto_shard_policy = policy.FILE if len(files) >= workers and not in_memory \
+        else policy.DATA
+    if len(files) < workers and not in_memory:
         log.info("%s: %d shard(s) for %d workers: every worker reads all of them and keeps its share of the batches",
                  split, len(files), workers)
     return data.dataset(split, batch_size, shuffle=shuffle, repeat=repeat, deterministic=True).with_options(options)
@@ -210,17 +213,17 @@ def worker_dataset(data: TrainingData, split: str, batch_size: int, shuffle: boo
         seed = tf.raw_ops.RandomUniformInt(shape=tf.constant([], tf.int32), minval=tf.constant(0, tf.int64),  # seed=seed2=0: drawn
                                            maxval=tf.constant(2 ** 62, tf.int64), seed=0, seed2=0)  # per run
     ds = make_dataset(files, data.feature_spec, batch_size, cfg.shuffle_buffer if shuffle else 0, seed=seed,
-                      repeat=True)
+                      repeat=True, cache=cfg.cache_records and split == "train")
     return ds.with_options(input_options(cfg))
 
 
 def split_rows(data_dir) -> dict[str, int]:
     """Rows per split, from the preprocess report (``report.json``)."""
-    path = Path(data_dir) / "report.json"
-    if not path.is_file():
+    rows = report_rows(data_dir)
+    if not rows:
         raise UserError("train.distribution=parameter_server derives steps_per_epoch from the preprocess report, "
-                        "which is missing; set train.steps_per_epoch", file=path)
-    return {split: s["rows"] for split, s in json.loads(path.read_text())["splits"].items()}
+                        "which is missing; set train.steps_per_epoch", file=Path(data_dir) / "report.json")
+    return rows
 
 
 def describe_placement(model) -> dict[str, list[str]]:

@@ -18,6 +18,7 @@ from trainer.data import TrainingData
 from trainer.estimators import get_estimator
 from trainer.estimators.interface import POTENTIAL_OUTCOME
 from trainer.model_dir import WEIGHTS  # noqa: F401 (part of this module's interface)
+from trainer.threads import apply_op_threads
 from trainer.warm_start import record_tables
 from transforms.errors import UserError
 
@@ -46,6 +47,7 @@ def train(spec: TrainerSpec, data_dir, model_dir, cluster=None, warm_start_from=
     ``warm_start_from``: a previous model dir whose trained state the model takes over, embedding rows
     matched by token (:mod:`trainer.warm_start`; report in ``<model_dir>/warm_start.json``).
     """
+    apply_op_threads(spec.train)  # first: seeding already starts TensorFlow
     tf_keras.utils.set_random_seed(spec.seed)
     if spec.train.deterministic:  # process-wide and irreversible, as TensorFlow offers it
         import tensorflow as tf

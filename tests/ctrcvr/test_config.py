@@ -103,3 +103,27 @@ def test_lazy_adam_takes_sparse_embedding_gradients(tmp_path):
     assert str(path) in str(err.value)
     with pytest.raises(ConfigError, match=r"train\.optimizer"):
         config_from_dict({"train": {"optimizer": "sgd"}})
+
+
+def test_cache_examples_is_refused_with_cache_records_and_under_parameter_server(tmp_path):
+    assert config_from_dict({"train": {"cache_examples": True}}).train.cache_examples
+    path = _write(tmp_path, "both.yaml", {"train": {"cache_examples": True, "cache_records": True}})
+    with pytest.raises(ConfigError, match=r"train\.cache_examples.*cache_records") as err:
+        load_config(path)
+    assert str(path) in str(err.value)
+    with pytest.raises(ConfigError, match=r"train\.distribution.*cache_examples.*parameter_server"):
+        config_from_dict({"train": {"cache_examples": True, "distribution": "parameter_server"}})
+    assert config_from_dict({"train": {"cache_examples": True, "distribution": "multi_worker_mirrored"}})
+
+
+def test_op_threads_are_checked_and_refused_once_tensorflow_runs_with_others():
+    from trainer.threads import apply_op_threads
+    from transforms.errors import UserError
+    with pytest.raises(ConfigError, match=r"train\.intra_op_threads"):
+        config_from_dict({"train": {"intra_op_threads": 0}})
+    import tensorflow as tf
+    tf.constant(1.0) + 1.0  # TensorFlow has started in this (test) process, with its default pools
+    apply_op_threads(config_from_dict({}).train)  # nothing asked: nothing to change
+    with pytest.raises(UserError, match="already runs") as err:
+        apply_op_threads(config_from_dict({"train": {"inter_op_threads": 7}}).train)
+    assert err.value.key == "train.inter_op_threads"

@@ -124,3 +124,43 @@ def test_steps_per_execution_runs_every_step_in_fewer_calls(tiny_run, tmp_path, 
     assert int(model.optimizer.iterations.numpy()) == 2 * steps * len(model.estimator.updates)
     done = [r.getMessage() for r in caplog.records if " done in " in r.getMessage()]
     assert len(done) == 2 and all(f"({steps} steps," in line for line in done), done  # progress counts every step
+
+
+def test_cache_examples_trains_every_row_of_every_epoch(tiny_run, tmp_path, caplog):
+    """train.cache_examples: the train split is parsed into memory once (all the report's rows), and every
+    epoch still runs every batch of it (the optimiser's step count is epochs x batches)."""
+    from trainer.data import TrainingData
+    config = tiny_run["config"]
+    config = config.model_copy(update={"train": config.train.model_copy(update={"cache_examples": True,
+                                                                               "epochs": 2})})
+    data_dir = tiny_run["dir"] / "data" / "transformed"
+    with caplog.at_level("INFO", logger="trainer"):
+        model = workflow.train(config, data_dir, tmp_path / "model")
+    rows = json.loads((data_dir / "report.json").read_text())["splits"]["train"]["rows"]
+    loaded = [r.getMessage() for r in caplog.records if "train.cache_examples:" in r.getMessage()]
+    assert len(loaded) == 1 and f" {rows:,} train rows" in loaded[0], loaded  # parsed once, not per epoch
+    steps = -(-rows // config.train.batch_size)
+    assert int(model.optimizer.iterations.numpy()) == 2 * steps * len(model.estimator.updates)
+
+
+CLI_THEN_THREADS = textwrap.dedent("""
+    import sys
+    from ctrcvr.cli import main
+    code = main(sys.argv[1:])
+    import tensorflow as tf
+    print("threads", tf.config.threading.get_intra_op_parallelism_threads(),
+          tf.config.threading.get_inter_op_parallelism_threads())
+    sys.exit(code)
+""")
+
+
+def test_op_threads_from_the_config_size_the_process_pools(tiny_run, tmp_path):
+    """train.intra_op_threads / inter_op_threads set through `ctrcvr train` are the pools TensorFlow ran with."""
+    from tests.conftest import DEFAULT_CONFIG, TINY
+    sets = [a for s in [*TINY, "train.epochs=1", "train.intra_op_threads=1", "train.inter_op_threads=2"]
+            for a in ("--set", s)]
+    proc = subprocess.run([sys.executable, "-c", CLI_THEN_THREADS, "train", "--config", str(DEFAULT_CONFIG), *sets,
+                           "--data-dir", str(tiny_run["dir"] / "data" / "transformed"),
+                           "--model-dir", str(tmp_path / "model")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.splitlines()[-1] == "threads 1 2"
