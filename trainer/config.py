@@ -150,7 +150,7 @@ class TrainConfig(Section):
         None, ge=1, description="threads inside one TensorFlow op (a matmul, a gather); null = TensorFlow's "
         "default (one per core). Process-wide, set when the config is read (trainer/threads.py). On 2 cores "
         "with small towers, 1 (and inter_op_threads 2: two ops side by side, each on one core) trained the "
-        "seed-003 ESMM/Multi-DR 12-26 % faster (docs/backbones.md)")
+        "seed-003 ESMM and Multi-DR 4-12 % faster (3-26 % on another CPU; docs/backbones.md)")
     inter_op_threads: Optional[int] = Field(
         None, ge=1, description="TensorFlow ops run side by side; null = TensorFlow's default (one per "
         "core). Process-wide, like intra_op_threads")
@@ -167,8 +167,9 @@ class TrainConfig(Section):
     cache_examples: bool = Field(
         False, description="parse the train split into memory once, before the first epoch, and draw every "
         "epoch's batches from it in a new random order (a full permutation of the rows, not a shuffle buffer): "
-        "no reading or parsing in the train step's way (seed-003 ESMM on 2 cores: +20 % examples/s over "
-        "cache_records). For a train split whose parsed columns fit in half the RAM (checked before loading); "
+        "no reading or parsing in the train step's way (seed-003 ESMM on 2 cores: +25-44 % examples/s over "
+        "streamed shards, +10-13 % over cache_records). For a train split whose parsed columns fit in half "
+        "the RAM (checked before loading); "
         "not under parameter_server")
     distribution: Strategy = Field(
         "none", validate_default=True, description="tf.distribute strategy: none, mirrored (local devices), multi_worker_mirrored "

@@ -173,6 +173,25 @@ def test_multi_worker_mirrored_local_cluster_trains_exports(data):
     assert set(serve_check(version)["outputs"]) >= {"pctr", "pcvr", "pctcvr"}
 
 
+def test_multi_worker_mirrored_with_cache_examples_trains_the_single_process_batches(data):
+    """train.cache_examples under `--local-cluster workers=2`: each worker parses the split into memory and
+    draws the same seeded permutation every epoch, keeping its half of every global batch (DATA sharding),
+    so the all-reduced steps are one process's steps with cache_examples: the same epoch losses. A worker
+    drawing its own order would train on other batches."""
+    config, data_dir, tmp = data
+    cached = [*SMALL, "train.cache_examples=true"]
+    model_dir = tmp / "esmm_mwms_cached"
+    code, _, stderr = _cli("train", "--config", DEFAULT_CONFIG, *_sets(cached), "--data-dir", data_dir,
+                           "--model-dir", model_dir, "--local-cluster", "workers=2")
+    assert code == 0, stderr[-3000:]
+    assert "train.cache_examples: " in stderr and "local cluster: all 2 workers finished" in stderr
+    local_dir = tmp / "esmm_cached_local"
+    train(workflow.trainer_spec(load_config(DEFAULT_CONFIG, cached)), data_dir, local_dir)
+    mwms, local = _epoch_scalars(model_dir, "loss"), _epoch_scalars(local_dir, "loss")
+    print(f"epoch losses: {mwms} under multi_worker_mirrored, {local} in one process (both cache_examples)")
+    np.testing.assert_allclose(mwms, local, rtol=1e-3)
+
+
 def test_parameter_server_training_killed_after_an_epoch_resumes(data):
     """`ctrcvr train --local-cluster workers=2,ps=1` is killed (SIGKILL, the coordinator: no clean-up of its own)
     once its backup holds a finished epoch; its orphaned servers exit by themselves; the same command again
